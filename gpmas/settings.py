@@ -1,0 +1,214 @@
+"""GPMAS settings, read from environment variables.
+
+Every variable is listed in README.md with its default. The defaults run the embedded setup
+(SQLite in ./data, Redis on localhost, the sandbox providers); production sets DEBUG=0 and real
+secrets, and then passes ``manage.py check --deploy``.
+"""
+
+from pathlib import Path
+
+from gpmas.env import (
+    ConfigError,
+    env_bool,
+    env_database,
+    env_float,
+    env_int,
+    env_list,
+    env_redis_url,
+    env_str,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(env_str("GPMAS_DATA_DIR", str(BASE_DIR / "data")))
+
+DEBUG = env_bool("DEBUG", False)
+
+SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ConfigError("SECRET_KEY", "must be set when DEBUG is off")
+    SECRET_KEY = "django-insecure-local-development-only-not-for-production"  # noqa: S105
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "reliability",
+    "delivery",
+    "events",
+    "invitations",
+    "gpmas",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "gpmas.urls"
+WSGI_APPLICATION = "gpmas.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env_database("DATABASE_URL", f"sqlite:///{DATA_DIR / 'gpmas.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web, worker and beat share one SQLite file in the embedded setup: wait for the write lock
+    # instead of failing at once, and take it at BEGIN so a read never has to upgrade.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# One Redis serves the Celery broker, the cache, the locks and the provider state. Every key this
+# project writes itself starts with REDIS_KEY_PREFIX, so a test run can use a shared server and
+# clean up only its own keys.
+REDIS_URL = env_redis_url("REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_KEY_PREFIX = env_str("GPMAS_REDIS_PREFIX", "gpmas")
+REDIS_SOCKET_TIMEOUT = env_float("GPMAS_REDIS_TIMEOUT", 2.0, minimum=0.1)
+
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": f"{REDIS_KEY_PREFIX}:cache",
+        "OPTIONS": {
+            "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+            "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+        },
+    }
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+
+# --- Security: strict whenever DEBUG is off --------------------------------------------------
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain HTTP
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = not DEBUG
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+if env_bool("GPMAS_BEHIND_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Email delivery (DESIGN.md §4-§7) ---------------------------------------------------------
+GPMAS_DEFAULT_FROM_EMAIL = env_str("GPMAS_DEFAULT_FROM_EMAIL", "GPMAS <invitations@gpmas.local>")
+GPMAS_SITE_URL = env_str("GPMAS_SITE_URL", "http://127.0.0.1:8000")
+GPMAS_JOB_LEASE_SECONDS = env_int("GPMAS_JOB_LEASE_SECONDS", 300, minimum=10)
+GPMAS_MAX_ATTEMPTS = env_int("GPMAS_MAX_ATTEMPTS", 8, minimum=1)
+GPMAS_MAX_AGE_SECONDS = env_int("GPMAS_MAX_AGE_SECONDS", 2 * 24 * 3600, minimum=60)
+GPMAS_BACKOFF_BASE_SECONDS = env_float("GPMAS_BACKOFF_BASE_SECONDS", 10.0, minimum=0)
+GPMAS_BACKOFF_CAP_SECONDS = env_float("GPMAS_BACKOFF_CAP_SECONDS", 3600.0, minimum=0)
+GPMAS_DRAIN_INTERVAL_SECONDS = env_float("GPMAS_DRAIN_INTERVAL_SECONDS", 5.0, minimum=0.1)
+GPMAS_DRAIN_BATCH_SIZE = env_int("GPMAS_DRAIN_BATCH_SIZE", 20, minimum=1)
+GPMAS_DRAIN_LIMIT = env_int("GPMAS_DRAIN_LIMIT", 5000, minimum=1)
+# A job dispatched this recently is not published again: its Celery message is probably queued.
+GPMAS_REDISPATCH_AFTER_SECONDS = env_int("GPMAS_REDISPATCH_AFTER_SECONDS", 60, minimum=1)
+GPMAS_PROVIDER_CONNECT_TIMEOUT = env_float("GPMAS_PROVIDER_CONNECT_TIMEOUT", 5.0, minimum=0.1)
+GPMAS_PROVIDER_READ_TIMEOUT = env_float("GPMAS_PROVIDER_READ_TIMEOUT", 20.0, minimum=0.1)
+
+# --- Celery (DESIGN.md §7, REFERENCE.md "Celery on Redis") ------------------------------------
+CELERY_BROKER_URL = env_redis_url("CELERY_BROKER_URL", REDIS_URL)
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Time limits stay below the job lease, and the lease below the broker's visibility timeout, so a
+# task is killed before its lease runs out and a lost message is redelivered only after both.
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", GPMAS_JOB_LEASE_SECONDS - 30, minimum=5)
+CELERY_TASK_SOFT_TIME_LIMIT = max(1, CELERY_TASK_TIME_LIMIT - 10)
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    "socket_timeout": 10,
+    "socket_connect_timeout": 5,
+    # Keep the broker's keys inside our prefix too (one place to look, one prefix to clean up).
+    "global_keyprefix": f"{REDIS_KEY_PREFIX}:celery:",
+}
+if CELERY_TASK_TIME_LIMIT >= GPMAS_JOB_LEASE_SECONDS:
+    raise ConfigError("CELERY_TASK_TIME_LIMIT", "must be below GPMAS_JOB_LEASE_SECONDS")
+if GPMAS_JOB_LEASE_SECONDS >= CELERY_VISIBILITY_TIMEOUT:
+    raise ConfigError("GPMAS_JOB_LEASE_SECONDS", "must be below CELERY_VISIBILITY_TIMEOUT")
+CELERY_BEAT_SCHEDULE = {
+    "drain-outbox": {
+        "task": "gpmas.delivery.drain",
+        "schedule": GPMAS_DRAIN_INTERVAL_SECONDS,
+        "options": {"expires": GPMAS_DRAIN_INTERVAL_SECONDS * 2},
+    },
+}
+
+# --- Sandbox emulators (DESIGN.md §8) ---------------------------------------------------------
+SANDBOX_HTTP_PORT = env_int("SANDBOX_HTTP_PORT", 8025, minimum=1)
+SANDBOX_SMTP_PORT = env_int("SANDBOX_SMTP_PORT", 2525, minimum=1)
+SANDBOX_SES_BACKEND_PORT = env_int("SANDBOX_SES_BACKEND_PORT", 8026, minimum=1)
+SANDBOX_API_KEY = env_str("SANDBOX_API_KEY", "sandbox-key")
+SANDBOX_SMTP_USERNAME = env_str("SANDBOX_SMTP_USERNAME", "sandbox")
+SANDBOX_SMTP_PASSWORD = env_str("SANDBOX_SMTP_PASSWORD", "sandbox-secret")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+}

@@ -1,0 +1,31 @@
+from django.conf import settings
+
+from gpmas import celery_app
+
+
+def test_celery_follows_the_reliability_rules():
+    conf = celery_app.conf
+    assert conf.task_acks_late is True
+    assert conf.task_reject_on_worker_lost is True
+    assert conf.worker_prefetch_multiplier == 1
+    assert conf.task_ignore_result is True
+    assert conf.result_backend is None
+    assert conf.worker_cancel_long_running_tasks_on_connection_loss is True
+
+
+def test_time_limits_stay_below_the_lease_and_the_lease_below_visibility():
+    conf = celery_app.conf
+    assert conf.task_soft_time_limit < conf.task_time_limit < settings.GPMAS_JOB_LEASE_SECONDS
+    assert settings.GPMAS_JOB_LEASE_SECONDS < conf.broker_transport_options["visibility_timeout"]
+
+
+def test_broker_keys_live_under_the_project_prefix():
+    prefix = conf_prefix = celery_app.conf.broker_transport_options["global_keyprefix"]
+    assert conf_prefix.startswith(settings.REDIS_KEY_PREFIX)
+    assert prefix.endswith(":")
+
+
+def test_beat_schedules_only_registered_tasks():
+    celery_app.loader.import_default_modules()
+    for entry in celery_app.conf.beat_schedule.values():
+        assert entry["task"] in celery_app.tasks
