@@ -97,11 +97,12 @@ def announce_when_ready(env: dict[str, str], timeout: float = 120.0) -> None:
     web, flower, sandbox = ports
     from gpmas.management.commands.create_demo_users import DEMO_ADMIN, DEMO_ORGANIZER
 
+    organizer, admin = DEMO_ORGANIZER, DEMO_ADMIN
     print(
         "\n"
         "  GPMAS is running (Ctrl-C stops everything)\n"
-        f"  site     http://127.0.0.1:{web}/          organizer: {DEMO_ORGANIZER[0]} / {DEMO_ORGANIZER[2]}\n"
-        f"  admin    http://127.0.0.1:{web}/admin/    admin:     {DEMO_ADMIN[0]} / {DEMO_ADMIN[2]}\n"
+        f"  site     http://127.0.0.1:{web}/          organizer: {organizer[0]} / {organizer[2]}\n"
+        f"  admin    http://127.0.0.1:{web}/admin/    admin:     {admin[0]} / {admin[2]}\n"
         f"  health   http://127.0.0.1:{web}/healthz\n"
         f"  flower   http://127.0.0.1:{flower}/\n"
         f"  inbox    http://127.0.0.1:{sandbox}/      (the sandbox providers' captured mail)\n",

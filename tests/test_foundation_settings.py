@@ -108,7 +108,10 @@ def test_a_bad_value_stops_startup_with_one_line_naming_the_variable(variable, v
 def test_production_refuses_to_start_without_a_secret_key():
     result = run_django({"DEBUG": "0"}, "check")
     assert result.returncode == 1
-    assert result.stderr.strip() == "gpmas: configuration error: SECRET_KEY must be set when DEBUG is off"
+    assert (
+        result.stderr.strip()
+        == "gpmas: configuration error: SECRET_KEY must be set when DEBUG is off"
+    )
 
 
 def test_production_settings_pass_check_deploy_without_warnings():

@@ -1,0 +1,110 @@
+from django.contrib import admin, messages
+from django.db import transaction
+from django.utils.html import format_html_join
+
+from delivery import services
+from delivery.models import DeliveryAttempt, EmailJob, Provider
+from delivery.providers import adapter_class, secret_variable
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class DeliveryAttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    fields = ["started_at", "provider", "outcome", "error_code", "error_message", "duration_ms"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(EmailJob)
+class EmailJobAdmin(ReadOnlyAdmin):
+    list_display = ["id", "kind", "to_email", "subject", "status", "attempts", "provider",
+                    "next_attempt_at", "created_at"]  # fmt: skip
+    list_filter = ["status", "kind", "provider"]
+    search_fields = ["to_email", "subject", "topic", "idempotency_key", "provider_message_id"]
+    list_select_related = ["provider"]
+    inlines = [DeliveryAttemptInline]
+    actions = ["retry_now", "cancel"]
+    date_hierarchy = "created_at"
+
+    def has_change_permission(self, request, obj=None):
+        # Viewing a job (and running actions) needs "change"; the form itself is read-only.
+        return request.user.has_perm("delivery.change_emailjob")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in EmailJob._meta.fields]
+
+    @admin.action(description="Retry now (waiting jobs become due; failed jobs get a new copy)")
+    def retry_now(self, request, queryset):
+        with transaction.atomic():
+            count = services.email_jobs_retry_now(
+                job_ids=list(queryset.values_list("pk", flat=True))
+            )
+        self.message_user(request, f"{count} job(s) queued to send now.", messages.SUCCESS)
+
+    @admin.action(description="Cancel (waiting jobs only; sending and finished jobs are kept)")
+    def cancel(self, request, queryset):
+        count = services.email_jobs_cancel_by_id(
+            job_ids=list(queryset.values_list("pk", flat=True)),
+            reason=f"cancelled by {request.user.get_username()} in the admin",
+        )
+        self.message_user(request, f"{count} job(s) cancelled.", messages.SUCCESS)
+
+
+@admin.register(Provider)
+class ProviderAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "enabled", "weight", "daily_quota", "secrets"]
+    list_editable = ["enabled", "weight"]
+    readonly_fields = ["secrets", "created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["name", "kind", "enabled", "weight"]}),
+        ("Quota", {"fields": ["daily_quota", "quota_reset_tz"]}),
+        ("Connection (non-secret)",
+         {"fields": ["api_base_url", "region", "domain", "host", "port", "use_tls"]}),
+        ("Secrets (from the environment only)", {"fields": ["secrets"]}),
+    ]  # fmt: skip
+
+    @admin.display(description="secrets (environment variables)")
+    def secrets(self, obj: Provider) -> str:
+        """Names the variables and whether they are set; never shows a value."""
+        import os
+
+        try:
+            cls = adapter_class(obj.kind)
+        except Exception:
+            return "-"
+        names = [(secret_variable(obj.name, s), s in cls.required_secrets)
+                 for s in (*cls.required_secrets, *cls.optional_secrets)]  # fmt: skip
+        if not names:
+            return "none needed"
+        return format_html_join(
+            ", ", "{} ({})",
+            ((name, "set" if os.environ.get(name) else ("MISSING" if required else "not set"))
+             for name, required in names),
+        )  # fmt: skip
+
+
+@admin.register(DeliveryAttempt)
+class DeliveryAttemptAdmin(ReadOnlyAdmin):
+    list_display = ["started_at", "job", "provider", "outcome", "error_code", "duration_ms"]
+    list_filter = ["outcome", "provider"]
+    list_select_related = ["provider", "job"]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("delivery.view_deliveryattempt")

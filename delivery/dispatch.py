@@ -1,0 +1,109 @@
+"""The drain (DESIGN.md §5): find due jobs and publish them to the workers.
+
+Runs from Celery beat every few seconds and whenever a write nudges it. The Redis lock keeps
+two drains from doing the same work; the row locks (SKIP LOCKED) and the ``dispatched_at`` stamp
+keep them from publishing the same job even if the lock is lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from delivery import outbox
+from reliability import locks
+from reliability import redis as project_redis
+from reliability.halt import is_halted
+
+log = logging.getLogger(__name__)
+
+DRAIN_LOCK = "drain"
+LOCK_EXPIRE_SECONDS = 60
+
+
+@dataclass
+class DrainReport:
+    ran: bool = False
+    reconciled: int = 0
+    dispatched: int = 0
+    reason: str = ""
+
+
+def publish_send_jobs(job_ids: list[int]) -> None:
+    from delivery.tasks import send_jobs
+
+    send_jobs.apply_async(args=[job_ids], retry=False)
+
+
+def outbox_drain(*, publish: Callable[[list[int]], None] = publish_send_jobs) -> DrainReport:
+    """One drain tick. A drain that cannot take its lock leaves a note and does nothing."""
+    rerun_flag = project_redis.key("drain", "rerun")
+    try:
+        with locks.hold(DRAIN_LOCK, expire=LOCK_EXPIRE_SECONDS):
+            report = DrainReport(ran=True)
+            while True:
+                project_redis.client().delete(rerun_flag)
+                once = _drain_once(publish)
+                report.reconciled += once.reconciled
+                report.dispatched += once.dispatched
+                report.reason = once.reason
+                # Jobs written while we ran asked for a drain we skipped: go round again.
+                if not project_redis.client().exists(rerun_flag):
+                    return report
+    except locks.LockBusy:
+        _leave_rerun_note(rerun_flag)
+        return DrainReport(reason="another drain is running")
+    except redis.RedisError as exc:
+        log.warning("drain skipped: Redis unavailable (%s)", exc)
+        return DrainReport(reason="redis unavailable")
+
+
+def _leave_rerun_note(flag: str) -> None:
+    with contextlib.suppress(redis.RedisError):
+        project_redis.client().set(flag, 1, ex=LOCK_EXPIRE_SECONDS)
+
+
+def _drain_once(publish: Callable[[list[int]], None]) -> DrainReport:
+    report = DrainReport(ran=True, reconciled=outbox.reconcile_expired_leases())
+    if is_halted():
+        report.reason = "halted"
+        return report
+    job_ids = _take_due_ids(timezone.now())
+    batch_size = settings.GPMAS_DRAIN_BATCH_SIZE
+    for start in range(0, len(job_ids), batch_size):
+        batch = job_ids[start : start + batch_size]
+        try:
+            publish(batch)
+        except Exception:
+            # Broker down: unstamp what was not published so the next drain tries again.
+            outbox.clear_dispatched(job_ids[start:])
+            log.warning("drain could not publish; %d job(s) wait", len(job_ids) - start)
+            report.reason = "broker unavailable"
+            break
+        report.dispatched += len(batch)
+    return report
+
+
+def _take_due_ids(now: dt.datetime) -> list[int]:
+    """Select and stamp due jobs not published within the last minute, in one transaction."""
+    recently = now - dt.timedelta(seconds=settings.GPMAS_REDISPATCH_AFTER_SECONDS)
+    with transaction.atomic():
+        due = (
+            outbox.due_jobs(now)
+            .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=recently))
+            .order_by("next_attempt_at", "id")
+            .select_for_update(skip_locked=True)
+            .values_list("id", flat=True)[: settings.GPMAS_DRAIN_LIMIT]
+        )
+        job_ids = list(due)
+        outbox.stamp_dispatched(job_ids, now=now)
+    return job_ids

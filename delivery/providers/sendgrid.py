@@ -1,0 +1,76 @@
+import base64
+import http.client
+import time
+import urllib.error
+
+from python_http_client import exceptions as http_errors
+from sendgrid import SendGridAPIClient
+
+from delivery.message import OutgoingMessage
+from delivery.providers.base import Adapter, ErrorClass, SendError, http_error_class
+
+PUBLIC_API = "https://api.sendgrid.com"
+
+
+class SendGridAdapter(Adapter):
+    required_secrets = ("API_KEY",)
+
+    def __init__(self, config) -> None:
+        super().__init__(config)
+        self.client = SendGridAPIClient(
+            api_key=config.secrets["API_KEY"], host=config.api_base_url or PUBLIC_API
+        )
+        # The SDK sends without any timeout unless told (REFERENCE.md); urllib takes one number.
+        self.client.client.timeout = config.read_timeout
+
+    def payload(self, message: OutgoingMessage) -> dict:
+        body = {
+            "personalizations": [{"to": [{"email": message.to_email}]}],
+            "from": {"email": message.from_address},
+            "subject": message.subject,
+            "content": [{"type": "text/plain", "value": message.text_body}],
+            "headers": dict(message.headers),
+        }
+        display_name = message.from_email.split("<")[0].strip().strip('"')
+        if display_name and "<" in message.from_email:
+            body["from"]["name"] = display_name
+        if message.html_body:
+            body["content"].append({"type": "text/html", "value": message.html_body})
+        if message.ics:
+            body["attachments"] = [
+                {
+                    "content": base64.b64encode(message.ics.encode()).decode(),
+                    "type": f"text/calendar; method={message.ics_method}",
+                    "filename": "invite.ics",
+                    "disposition": "attachment",
+                }
+            ]
+        return body
+
+    def send(self, message: OutgoingMessage) -> str:
+        try:
+            response = self.client.client.mail.send.post(request_body=self.payload(message))
+        except http_errors.HTTPError as exc:
+            raise self._error(exc) from exc
+        except urllib.error.URLError as exc:
+            # urllib wraps failures before the request went out (refused, DNS, connect timeout).
+            raise SendError(ErrorClass.TRANSIENT, f"connection failed: {exc.reason}",
+                            code="connection") from exc  # fmt: skip
+        except (TimeoutError, http.client.HTTPException, ConnectionError) as exc:
+            # The request was sent and no answer came back: SendGrid may have accepted it.
+            raise SendError(
+                ErrorClass.UNKNOWN, f"no response: {exc!r}", code="no_response"
+            ) from exc
+        return response.headers.get("X-Message-Id", "") or ""
+
+    @staticmethod
+    def _error(exc: http_errors.HTTPError) -> SendError:
+        status = exc.status_code
+        body = exc.body.decode(errors="replace") if isinstance(exc.body, bytes) else str(exc.body)
+        retry_after = None
+        if status == 429:
+            reset = (exc.headers or {}).get("X-RateLimit-Reset")
+            if reset and reset.strip().isdigit():
+                retry_after = max(0.0, int(reset) - time.time())
+        return SendError(http_error_class(status), f"HTTP {status}: {body[:500]}",
+                         code=str(status), retry_after=retry_after)  # fmt: skip

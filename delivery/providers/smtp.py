@@ -1,0 +1,97 @@
+import smtplib
+import uuid
+
+from delivery.message import OutgoingMessage
+from delivery.providers.base import Adapter, ErrorClass, SendError
+
+
+def smtp_error_class(code: int) -> ErrorClass:
+    """DESIGN.md §6: 4xx transient except 421/454 (throttling); 535 auth; 5xx permanent."""
+    if code in (421, 454):
+        return ErrorClass.RATE_LIMITED
+    if code in (530, 534, 535):
+        return ErrorClass.PROVIDER_ERROR
+    if 400 <= code < 500:
+        return ErrorClass.TRANSIENT
+    if code >= 500:
+        return ErrorClass.RECIPIENT_REJECTED
+    return ErrorClass.TRANSIENT
+
+
+class SmtpAdapter(Adapter):
+    """One connection per adapter, reused across the sends of a batch, reopened after errors."""
+
+    optional_secrets = ("USERNAME", "PASSWORD")
+
+    def __init__(self, config) -> None:
+        super().__init__(config)
+        self.connection: smtplib.SMTP | None = None
+
+    def _connect(self) -> smtplib.SMTP:
+        if self.connection is not None:
+            return self.connection
+        try:
+            connection = smtplib.SMTP(
+                self.config.host or "localhost",
+                self.config.port or 25,
+                timeout=self.config.connect_timeout,
+            )
+            if self.config.use_tls:
+                connection.starttls()
+            username = self.config.secrets.get("USERNAME")
+            if username:
+                connection.login(username, self.config.secrets.get("PASSWORD", ""))
+        except smtplib.SMTPResponseException as exc:
+            raise self._error(exc) from exc
+        except (OSError, smtplib.SMTPException) as exc:
+            raise SendError(ErrorClass.TRANSIENT, f"connection failed: {exc!r}",
+                            code="connection") from exc  # fmt: skip
+        connection.sock.settimeout(self.config.read_timeout)
+        self.connection = connection
+        return connection
+
+    def send(self, message: OutgoingMessage) -> str:
+        connection = self._connect()
+        mime = message.to_mime()
+        try:
+            refused = connection.send_message(mime, to_addrs=[message.to_email])
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, text = next(iter(exc.recipients.values()))
+            raise self._error(smtplib.SMTPResponseException(code, text)) from exc
+        except smtplib.SMTPResponseException as exc:
+            self._reset_after_error(exc.smtp_code)
+            raise self._error(exc) from exc
+        except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as exc:
+            self.close()
+            raise SendError(
+                ErrorClass.UNKNOWN, f"no response: {exc!r}", code="no_response"
+            ) from exc
+        if refused:
+            code, text = next(iter(refused.values()))
+            raise self._error(smtplib.SMTPResponseException(code, text))
+        return str(mime["Message-ID"] or uuid.uuid4().hex).strip("<>")
+
+    def _reset_after_error(self, code: int) -> None:
+        if code == 421 or self.connection is None:
+            self.close()  # 421: the server is closing the channel
+            return
+        try:
+            self.connection.rset()
+        except (smtplib.SMTPException, OSError):
+            self.close()
+
+    @staticmethod
+    def _error(exc: smtplib.SMTPResponseException) -> SendError:
+        text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) \
+            else str(exc.smtp_error)  # fmt: skip
+        return SendError(smtp_error_class(exc.smtp_code), f"SMTP {exc.smtp_code}: {text}"[:500],
+                         code=str(exc.smtp_code))  # fmt: skip
+
+    def close(self) -> None:
+        if self.connection is None:
+            return
+        try:
+            self.connection.quit()
+        except (smtplib.SMTPException, OSError):
+            self.connection.close()
+        self.connection = None

@@ -1,0 +1,129 @@
+"""The send path (DESIGN.md §5, Send): claim, check the halt, try providers in order, record."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from delivery import outbox, ranking
+from delivery.message import JOB_HEADER, OutgoingMessage
+from delivery.models import DeliveryAttempt, EmailJob, Provider
+from delivery.providers import Adapter, ErrorClass, ProviderConfigError, SendError, build_adapter
+from reliability.halt import is_halted
+
+log = logging.getLogger(__name__)
+Outcome = DeliveryAttempt.Outcome
+
+# Adapters live as long as the worker process, keyed by the provider row's version, so HTTP
+# sessions are reused; connections that must not idle (SMTP) are closed after each batch.
+_adapters: dict[tuple[int, float], Adapter] = {}
+
+
+def adapter_for(provider: Provider) -> Adapter:
+    key = (provider.pk, provider.updated_at.timestamp())
+    if key not in _adapters:
+        for stale in [k for k in _adapters if k[0] == provider.pk]:
+            _adapters.pop(stale).close()
+        _adapters[key] = build_adapter(provider)
+    return _adapters[key]
+
+
+def close_adapters() -> None:
+    for adapter in _adapters.values():
+        adapter.close()
+
+
+def message_for(job: EmailJob) -> OutgoingMessage:
+    return OutgoingMessage(
+        to_email=job.to_email,
+        from_email=job.from_email,
+        subject=job.subject,
+        text_body=job.text_body,
+        html_body=job.html_body,
+        headers={**job.headers, JOB_HEADER: str(job.pk)},
+        ics=job.ics,
+    )
+
+
+@dataclass
+class Tried:
+    provider: Provider
+    error: SendError
+
+
+def jobs_send(*, job_ids: list[int]) -> None:
+    try:
+        for job_id in job_ids:
+            job_send(job_id=job_id)
+    finally:
+        close_adapters()
+
+
+def job_send(*, job_id: int) -> str:
+    """Send one job if it is due and nobody else has it. Returns the status it was left in."""
+    if is_halted():
+        return "halted"  # not claimed: the job waits untouched
+    job = outbox.claim(job_id)
+    if job is None:
+        return "not-claimed"
+    selection = ranking.select(pinned=job.pinned_provider)
+    if not selection.providers:
+        outbox.release(job, due_at=selection.retry_at, reason="no provider can take it now")
+        return EmailJob.Status.QUEUED
+    message = message_for(job)
+    failures: list[Tried] = []
+    for provider in selection.providers:
+        if is_halted():
+            outbox.release(job, due_at=timezone.now(), reason="halted before sending")
+            return EmailJob.Status.QUEUED
+        started, clock = timezone.now(), time.monotonic()
+        try:
+            message_id = adapter_for(provider).send(message)
+        except SendError as exc:
+            error = exc
+        except ProviderConfigError as exc:
+            error = SendError(ErrorClass.PROVIDER_ERROR, str(exc), code="config")
+        except Exception as exc:  # an adapter bug: the call may have gone out
+            log.exception("provider %s raised unexpectedly", provider.name)
+            error = SendError(ErrorClass.UNKNOWN, f"{type(exc).__name__}: {exc}", code="adapter")
+        else:
+            with transaction.atomic():
+                record(job, provider, started, clock, Outcome.ACCEPTED)
+                outbox.mark_sent(job, provider=provider, message_id=message_id)
+            return EmailJob.Status.SENT
+        record(job, provider, started, clock, error.error_class, error)
+        if error.error_class == ErrorClass.RECIPIENT_REJECTED:
+            outbox.mark_failed(job, error=f"{provider.name}: {error}")
+            return EmailJob.Status.FAILED
+        failures.append(Tried(provider, error))
+    return outbox.schedule_retry(
+        job, error=summarize(failures), retry_after=common_retry_after(failures)
+    )
+
+
+def record(job, provider, started, clock, outcome: str, error: SendError | None = None) -> None:
+    DeliveryAttempt.objects.create(
+        job=job,
+        provider=provider,
+        started_at=started,
+        duration_ms=int((time.monotonic() - clock) * 1000),
+        outcome=outcome,
+        error_code=error.code if error else "",
+        error_message=str(error)[:2000] if error else "",
+    )
+
+
+def summarize(failures: list[Tried]) -> str:
+    return "; ".join(f"{t.provider.name}: {t.error.error_class} {t.error}" for t in failures)[:4000]
+
+
+def common_retry_after(failures: list[Tried]) -> float | None:
+    """When every provider said "later", wait at least until the first of them allows it."""
+    waits = [t.error.retry_after for t in failures]
+    if not waits or any(w is None for w in waits):
+        return None
+    return min(waits)
