@@ -1,5 +1,5 @@
 from django.contrib import admin, messages
-from django.db import transaction
+from django.db import models, transaction
 from django.utils.html import format_html_join
 
 from delivery import services
@@ -66,6 +66,7 @@ class EmailJobAdmin(ReadOnlyAdmin):
 
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin):
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ["name", "kind", "enabled", "weight", "daily_quota", "secrets"]
     list_editable = ["enabled", "weight"]
     readonly_fields = ["secrets", "created_at", "updated_at"]

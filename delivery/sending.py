@@ -6,6 +6,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import transaction
 from django.utils import timezone
 
@@ -87,6 +88,14 @@ def job_send(*, job_id: int) -> str:
             error = exc
         except ProviderConfigError as exc:
             error = SendError(ErrorClass.PROVIDER_ERROR, str(exc), code="config")
+        except SoftTimeLimitExceeded:
+            # The task ran out of time inside a provider call: the outcome is unknown. Put the
+            # job back for a retry now rather than at lease expiry, and end the batch; its other
+            # jobs are republished by the drain.
+            record(job, provider, started, clock, ErrorClass.UNKNOWN,
+                   SendError(ErrorClass.UNKNOWN, "task time limit", code="time_limit"))  # fmt: skip
+            outbox.schedule_retry(job, error=f"{provider.name}: task time limit during the call")
+            raise
         except Exception as exc:  # an adapter bug: the call may have gone out
             log.exception("provider %s raised unexpectedly", provider.name)
             error = SendError(ErrorClass.UNKNOWN, f"{type(exc).__name__}: {exc}", code="adapter")

@@ -149,3 +149,31 @@ def nudge_drain() -> None:
         drain.apply_async(retry=False)
     except Exception:  # broker down: the beat-driven drain picks the jobs up later
         log.warning("could not nudge the drain; the periodic drain will send the jobs")
+
+
+def email_enqueue_provider_tests(*, to_email: str, provider_name: str = "") -> list[EmailJob]:
+    """One test email per enabled provider (or just the named one), each pinned to it, so an
+    operator sees every provider deliver. Raises ValidationError for an unknown provider."""
+    providers = Provider.objects.filter(enabled=True).order_by("name")
+    if provider_name:
+        providers = Provider.objects.filter(name=provider_name)
+        if not providers:
+            raise ValidationError({"provider": f"no provider named {provider_name!r}"})
+    elif not providers:
+        raise ValidationError({"provider": "no provider is enabled"})
+    stamp = timezone.now()
+    with transaction.atomic():
+        return [
+            email_enqueue(
+                kind=EmailJob.Kind.TEST,
+                to_email=to_email,
+                subject=f"GPMAS test through {provider.name}",
+                text_body=(
+                    f"This test email was sent through provider {provider.name} "
+                    f"({provider.get_kind_display()}) at {stamp:%Y-%m-%d %H:%M:%S %Z}."
+                ),
+                topic="test",
+                pinned_provider=provider,
+            )
+            for provider in providers
+        ]

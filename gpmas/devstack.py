@@ -33,6 +33,15 @@ def stack_environment() -> dict[str, str]:
     env.setdefault("GPMAS_DATA_DIR", str(ROOT / "data"))
     for name, port in PORTS.items():
         env.setdefault(name, str(port))
+    from delivery.sandbox.providers import sandbox_secrets
+
+    secrets = sandbox_secrets(
+        api_key=env.setdefault("SANDBOX_API_KEY", "sandbox-key"),
+        smtp_username=env.setdefault("SANDBOX_SMTP_USERNAME", "sandbox"),
+        smtp_password=env.setdefault("SANDBOX_SMTP_PASSWORD", "sandbox-secret"),
+    )
+    for name, value in secrets.items():
+        env.setdefault(name, value)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONUNBUFFERED"] = "1"
     return env

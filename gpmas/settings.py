@@ -150,7 +150,7 @@ if env_bool("GPMAS_BEHIND_PROXY", False):
 # --- Email delivery (DESIGN.md §4-§7) ---------------------------------------------------------
 GPMAS_DEFAULT_FROM_EMAIL = env_str("GPMAS_DEFAULT_FROM_EMAIL", "GPMAS <invitations@gpmas.local>")
 GPMAS_SITE_URL = env_str("GPMAS_SITE_URL", "http://127.0.0.1:8000")
-GPMAS_JOB_LEASE_SECONDS = env_int("GPMAS_JOB_LEASE_SECONDS", 300, minimum=10)
+GPMAS_JOB_LEASE_SECONDS = env_int("GPMAS_JOB_LEASE_SECONDS", 300, minimum=3)
 GPMAS_MAX_ATTEMPTS = env_int("GPMAS_MAX_ATTEMPTS", 8, minimum=1)
 GPMAS_MAX_AGE_SECONDS = env_int("GPMAS_MAX_AGE_SECONDS", 2 * 24 * 3600, minimum=60)
 GPMAS_BACKOFF_BASE_SECONDS = env_float("GPMAS_BACKOFF_BASE_SECONDS", 10.0, minimum=0)
@@ -175,8 +175,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Time limits stay below the job lease, and the lease below the broker's visibility timeout, so a
 # task is killed before its lease runs out and a lost message is redelivered only after both.
-CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", GPMAS_JOB_LEASE_SECONDS - 30, minimum=5)
-CELERY_TASK_SOFT_TIME_LIMIT = max(1, CELERY_TASK_TIME_LIMIT - 10)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", GPMAS_JOB_LEASE_SECONDS - 30, minimum=2)
+# The soft limit interrupts a batch between provider calls; the hard limit kills the process.
+CELERY_TASK_SOFT_TIME_LIMIT = max(1, CELERY_TASK_TIME_LIMIT * 4 // 5)
 CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,

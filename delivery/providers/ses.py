@@ -38,7 +38,7 @@ class SesAdapter(Adapter):
             aws_secret_access_key=config.secrets["SECRET_ACCESS_KEY"],
             # Retries are ours: boto3's own would resend after a read timeout (a duplicate).
             config=Config(
-                retries={"max_attempts": 1, "mode": "standard"},
+                retries={"total_max_attempts": 1},  # one call; "max_attempts" counts retries
                 connect_timeout=config.connect_timeout,
                 read_timeout=config.read_timeout,
             ),

@@ -98,7 +98,11 @@ def test_cancel_touches_only_waiting_jobs():
     outbox.mark_sent(held, provider=None, message_id="m1")
     assert outbox.cancel(EmailJob.objects.all(), reason="event deleted") == 1
     statuses = dict(EmailJob.objects.values_list("pk", "status"))
-    assert statuses == {waiting.pk: Status.CANCELLED, sending.pk: Status.SENDING, sent.pk: Status.SENT}
+    assert statuses == {
+        waiting.pk: Status.CANCELLED,
+        sending.pk: Status.SENDING,
+        sent.pk: Status.SENT,
+    }
 
 
 def test_terminal_jobs_never_change_again():

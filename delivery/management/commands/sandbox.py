@@ -1,0 +1,218 @@
+"""``manage.py sandbox``: run the provider emulators, or set faults on the running ones.
+
+    manage.py sandbox [run]                 foreground, until Ctrl-C / SIGTERM
+    manage.py sandbox fault PROVIDER [--status N] [--code C] [--error-rate F] [--latency-ms N]
+                                     [--hang [--hang-seconds S]] [--outage] [--retry-after N]
+    manage.py sandbox clear [PROVIDER]
+    manage.py sandbox stats [--json]
+    manage.py sandbox setup                 create/update the Provider rows pointing at it
+
+Ports and credentials come from the SANDBOX_* settings (DESIGN.md §8).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from typing import Any
+
+import requests
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from delivery.sandbox import PROVIDERS, Fault, PortInUseError, Sandbox, SandboxClient, SandboxError
+
+DEFAULT_DOMAINS = ("example.com", "gpmas.local")
+
+
+def _setting(name: str, default: Any) -> Any:
+    return getattr(settings, name, default)
+
+
+def _default_url() -> str:
+    return f"http://127.0.0.1:{_setting('SANDBOX_HTTP_PORT', 8025)}"
+
+
+class Command(BaseCommand):
+    help = "Run the local email provider emulators (SendGrid, Mailgun, SES, SMTP) or drive them."
+    requires_system_checks: list[str] = []  # needs no database, no apps
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        actions = parser.add_subparsers(dest="action", metavar="{run,fault,clear,stats,setup}")
+        run = actions.add_parser("run", help="run the sandbox in the foreground (the default)")
+        run.add_argument("--host", help="address to listen on (default SANDBOX_HOST or 127.0.0.1)")
+
+        fault = actions.add_parser("fault", help="set a provider's fault on the running sandbox")
+        fault.add_argument("provider", help=f"one of {', '.join(PROVIDERS)}")
+        fault.add_argument("--status", help="answer every call with this status / SMTP code")
+        fault.add_argument("--code", help="provider error code (SES), e.g. Throttling")
+        fault.add_argument("--error-rate", help="fraction 0..1 of calls that fail")
+        fault.add_argument("--latency-ms", help="delay added to every call")
+        fault.add_argument("--hang", action="store_true", help="never answer in time")
+        fault.add_argument("--hang-seconds", help="how long a hang lasts (default 30)")
+        fault.add_argument("--outage", action="store_true", help="drop every connection")
+        fault.add_argument("--retry-after", help="seconds, sent with a 429")
+        self._add_url(fault)
+
+        clear = actions.add_parser("clear", help="clear one provider's fault, or all")
+        clear.add_argument("provider", nargs="?")
+        self._add_url(clear)
+
+        stats = actions.add_parser("stats", help="per-provider call counts")
+        stats.add_argument("--json", action="store_true", help="print JSON")
+        self._add_url(stats)
+
+        actions.add_parser("setup", help="create or update the sandbox Provider rows")
+
+    @staticmethod
+    def _add_url(parser: CommandParser) -> None:
+        parser.add_argument("--url", help="the sandbox's HTTP URL (default from settings)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        action = options.get("action") or "run"
+        if action == "run":
+            self._run(options.get("host"))
+            return
+        if action == "setup":
+            self._setup()
+            return
+        client = SandboxClient(options.get("url") or _default_url())
+        try:
+            if action == "fault":
+                self._fault(client, options)
+            elif action == "clear":
+                provider = options.get("provider")
+                if provider is not None:
+                    self._check_provider(provider)
+                client.clear_faults(provider)
+                self.stdout.write(
+                    f"cleared the fault of {provider}" if provider else "cleared all faults"
+                )
+            elif action == "stats":
+                self._stats(client, as_json=options.get("json", False))
+        except requests.ConnectionError:
+            raise CommandError(
+                f"the sandbox is not running at {client.http_url} (start it: manage.py sandbox)"
+            ) from None
+        except requests.RequestException as exc:
+            raise CommandError(f"the sandbox at {client.http_url} did not answer: {exc}") from None
+        except SandboxError as exc:
+            raise CommandError(exc.message) from None
+        finally:
+            client.close()
+
+    def _setup(self) -> None:
+        from delivery.sandbox.providers import configure_sandbox_providers
+
+        rows = configure_sandbox_providers(
+            http_url=_default_url(),
+            smtp_host="127.0.0.1",
+            smtp_port=_setting("SANDBOX_SMTP_PORT", 2525),
+        )
+        self.stdout.write(f"sandbox providers: {', '.join(row.name for row in rows)}")
+
+    @staticmethod
+    def _check_provider(provider: str) -> None:
+        if provider not in PROVIDERS:
+            raise CommandError(
+                f"unknown provider {provider!r}; expected one of {', '.join(PROVIDERS)}"
+            )
+
+    def _fault(self, client: SandboxClient, options: dict[str, Any]) -> None:
+        provider = options["provider"]
+        self._check_provider(provider)
+        values: dict[str, Any] = {}
+        for name, convert in (
+            ("status", int),
+            ("error_rate", float),
+            ("latency_ms", int),
+            ("hang_seconds", float),
+            ("retry_after", int),
+        ):
+            raw = options.get(name)
+            if raw is not None:
+                try:
+                    values[name] = convert(raw)
+                except ValueError:
+                    flag = "--" + name.replace("_", "-")
+                    raise CommandError(f"{flag} must be a number, not {raw!r}") from None
+        if options.get("code"):
+            values["code"] = options["code"]
+        values["hang"] = bool(options.get("hang"))
+        values["outage"] = bool(options.get("outage"))
+        try:
+            fault = Fault.from_dict(values)
+        except ValueError as exc:
+            raise CommandError(str(exc).replace("_", "-")) from None
+        stored = client.set_fault(provider, **fault.to_dict())
+        shown = ", ".join(f"{k}={v}" for k, v in stored.items() if v != getattr(Fault(), k))
+        self.stdout.write(f"{provider}: {shown or 'no fault'}")
+
+    def _stats(self, client: SandboxClient, *, as_json: bool) -> None:
+        stats = client.stats()
+        faults = client.faults()
+        if as_json:
+            self.stdout.write(json.dumps({"stats": stats, "faults": faults}, indent=2))
+            return
+        columns = ["calls", "accepted", "rejected", "faulted", "messages", "in_flight"]
+        self.stdout.write(f"{'provider':<10}" + "".join(f"{c:>10}" for c in columns) + "  fault")
+        for provider in PROVIDERS:
+            counts = stats.get(provider, {})
+            fault = faults.get(provider)
+            shown = (
+                ", ".join(f"{k}={v}" for k, v in fault.items() if v != getattr(Fault(), k))
+                if fault
+                else "-"
+            )
+            self.stdout.write(
+                f"{provider:<10}"
+                + "".join(f"{counts.get(c, 0):>10}" for c in columns)
+                + f"  {shown}"
+            )
+
+    def _run(self, host: str | None) -> None:
+        sandbox = Sandbox(
+            host=host or _setting("SANDBOX_HOST", "127.0.0.1"),
+            http_port=int(_setting("SANDBOX_HTTP_PORT", 8025)),
+            smtp_port=int(_setting("SANDBOX_SMTP_PORT", 2525)),
+            ses_backend_port=int(_setting("SANDBOX_SES_BACKEND_PORT", 8026)),
+            api_key=_setting("SANDBOX_API_KEY", "sandbox-key"),
+            smtp_username=_setting("SANDBOX_SMTP_USERNAME", "sandbox"),
+            smtp_password=_setting("SANDBOX_SMTP_PASSWORD", "sandbox-secret"),
+            verified_domains=tuple(_setting("SANDBOX_VERIFIED_DOMAINS", DEFAULT_DOMAINS)),
+        )
+        try:
+            sandbox.start()
+        except PortInUseError as exc:
+            raise CommandError(exc.strerror) from None
+        except OSError as exc:
+            raise CommandError(f"the sandbox could not start: {exc}") from None
+
+        stop = threading.Event()
+        previous = {
+            signum: signal.signal(signum, lambda *_: stop.set())
+            for signum in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            url = sandbox.http_url
+            domains = ", ".join(sandbox.verified_domains)
+            self.stdout.write(
+                "GPMAS sandbox running (Ctrl-C stops it)\n"
+                f"  inbox     {url}/\n"
+                f"  SendGrid  host={url}  (POST /v3/mail/send, Bearer SANDBOX_API_KEY)\n"
+                f"  Mailgun   api_url={url}  (POST /v3/<domain>/messages, api:SANDBOX_API_KEY)\n"
+                f"  SES v2    endpoint_url={url}  (moto on {sandbox.ses_backend_url})\n"
+                f"  SMTP      {sandbox.smtp_host}:{sandbox.smtp_port}  "
+                f"(AUTH {sandbox.smtp_username} / SANDBOX_SMTP_PASSWORD, or none)\n"
+                f"  verified  {domains}\n"
+                f"  API       {url}/api/messages  /api/stats  /api/faults"
+            )
+            self.stdout.flush()
+            while not stop.wait(1.0):
+                pass
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            sandbox.stop()
+        self.stdout.write("sandbox stopped")

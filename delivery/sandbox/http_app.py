@@ -1,0 +1,383 @@
+"""One threaded HTTP server for the SendGrid, Mailgun and SES emulators, the pages and the API."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
+from urllib.parse import quote, unquote, urlsplit
+
+from delivery.sandbox import pages
+from delivery.sandbox.faults import Fault, FaultBook, Verdict, check_provider, decide
+from delivery.sandbox.inbox import CapturedMessage, Inbox
+from delivery.sandbox.mime import FormError, parse_form
+from delivery.sandbox.ses_api import SesEmulator
+from delivery.sandbox.web import Abort, Request, Response
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 40 * 1024 * 1024  # above SendGrid's 30 MB and Mailgun's 25 MB limits
+
+
+class Emulator(Protocol):
+    name: str
+    default_status: int
+
+    def matches(self, method: str, path: str) -> bool: ...
+    def status_for_code(self, code: str) -> int | None: ...
+    def fault_response(self, verdict: Verdict) -> Response: ...
+    def handle(self, request: Request) -> tuple[Response, list[CapturedMessage]]: ...
+
+
+class App:
+    """Routing and fault application; knows nothing about sockets."""
+
+    def __init__(
+        self,
+        inbox: Inbox,
+        faults: FaultBook,
+        emulators: list[Emulator],
+        ses: SesEmulator,
+        stopping: threading.Event,
+    ) -> None:
+        self.inbox = inbox
+        self.faults = faults
+        self.emulators = emulators
+        self.ses = ses
+        self.stopping = stopping
+
+    def __call__(self, request: Request) -> Response:
+        for emulator in self.emulators:
+            if emulator.matches(request.method, request.path):
+                return self._send(emulator, request)
+        if self.ses.is_passthrough(request):
+            return self.ses.passthrough(request)
+        if request.path.startswith("/api/"):
+            return self._api(request)
+        return self._page(request)
+
+    def _send(self, emulator: Emulator, request: Request) -> Response:
+        provider = emulator.name
+        epoch = self.inbox.record_call(provider)
+        verdict = decide(
+            self.faults.get(provider),
+            default_status=emulator.default_status,
+            status_for_code=emulator.status_for_code,
+        )
+        try:
+            if verdict.outage:
+                raise Abort("outage")
+            self._wait(verdict.delay)
+            self._wait(verdict.hang)
+            if verdict.fails:
+                self.inbox.record_rejected(provider, faulted=True, epoch=epoch)
+                return emulator.fault_response(verdict)
+            response, messages = emulator.handle(request)
+        except Abort:
+            self.inbox.record_rejected(provider, faulted=True, epoch=epoch)
+            raise
+        except Exception:
+            log.exception("sandbox %s emulator failed", provider)
+            self.inbox.record_rejected(provider, epoch=epoch)
+            return Response.json(500, {"message": "sandbox emulator error"})
+        if 200 <= response.status < 300:
+            self.inbox.record_accepted(provider, messages, epoch=epoch)
+        else:
+            self.inbox.record_rejected(provider, epoch=epoch)
+        return response
+
+    def _wait(self, seconds: float) -> None:
+        if seconds > 0 and self.stopping.wait(seconds):
+            raise Abort("sandbox stopping")
+
+    # JSON API for out-of-process callers.
+
+    def _api(self, request: Request) -> Response:
+        parts = [unquote(p) for p in request.path.split("/")[2:] if p]
+        method = request.method
+        try:
+            if parts == ["messages"] and method == "GET":
+                found = self.inbox.messages(request.arg("provider"), job=request.arg("job"))
+                to = request.arg("to")
+                if to:
+                    found = [m for m in found if to.lower() in (a.lower() for a in m.to)]
+                return Response.json(200, [m.to_dict() for m in found])
+            if len(parts) == 2 and parts[0] == "messages" and method == "GET":
+                message = self.inbox.get(parts[1])
+                if message is None:
+                    return Response.json(404, {"error": "no such message"})
+                return Response.json(200, message.to_dict())
+            if parts == ["stats"] and method == "GET":
+                return Response.json(200, self.inbox.stats())
+            if parts == ["faults"] and method == "GET":
+                return Response.json(200, self._faults_json())
+            if parts and parts[0] == "faults" and method == "DELETE" and len(parts) <= 2:
+                self.faults.clear(check_provider(parts[1]) if len(parts) == 2 else None)
+                return Response.json(200, self._faults_json())
+            if len(parts) == 2 and parts[0] == "faults" and method == "PUT":
+                provider = check_provider(parts[1])
+                try:
+                    data = request.json()
+                except (ValueError, UnicodeDecodeError):
+                    raise ValueError("the body must be a JSON object") from None
+                fault = Fault.from_dict(data)
+                self.faults.set(provider, fault)
+                return Response.json(200, {"provider": provider, "fault": fault.to_dict()})
+            if parts == ["reset"] and method == "POST":
+                self.reset()
+                return Response.json(200, {"reset": True})
+        except (ValueError, TypeError) as exc:
+            return Response.json(400, {"error": str(exc)})
+        return Response.json(404, {"error": f"no API route {method} {request.path}"})
+
+    def _faults_json(self) -> dict[str, Any]:
+        return {provider: fault.to_dict() for provider, fault in self.faults.all().items()}
+
+    def reset(self) -> None:
+        self.faults.clear()
+        self.inbox.clear()
+
+    # Pages for people.
+
+    def _page(self, request: Request) -> Response:
+        path, method = request.path, request.method
+        if method == "GET" and path == "/":
+            html = pages.render_index(
+                self.inbox.messages(),
+                self.inbox.stats(),
+                self.faults.all(),
+                error=request.arg("error"),
+            )
+            return _html(200, html)
+        if method == "GET" and path.startswith("/messages/"):
+            return self._message_page(path.split("/")[2:])
+        if method == "POST" and path in {"/faults", "/reset"}:
+            if not _same_origin(request):
+                return Response.text(403, "cross-origin form posts are refused")
+            if path == "/reset":
+                self.reset()
+                return Response.redirect("/")
+            try:
+                self._fault_form(request)
+            except (ValueError, TypeError, FormError) as exc:
+                return Response.redirect("/?error=" + quote(str(exc)))
+            return Response.redirect("/")
+        if method == "GET" and path == "/favicon.ico":
+            return Response(204)
+        return _html(404, pages.render_not_found(path))
+
+    def _message_page(self, parts: list[str]) -> Response:
+        message = self.inbox.get(unquote(parts[0])) if parts else None
+        if message is None:
+            return _html(404, pages.render_not_found("message"))
+        if len(parts) == 1:
+            return _html(200, pages.render_message(message))
+        if len(parts) == 3 and parts[1] == "attachments" and parts[2].isdigit():
+            index = int(parts[2])
+            if index < len(message.attachments):
+                filename, _, content = message.attachments[index]
+                data = content.encode("utf-8") if isinstance(content, str) else content
+                safe_name = "".join(c for c in filename if c.isalnum() or c in "._-") or "file"
+                # Never served with its own type: a download, not a page on this origin.
+                return Response(
+                    200,
+                    data,
+                    [
+                        ("Content-Type", "application/octet-stream"),
+                        ("Content-Disposition", f'attachment; filename="{safe_name}"'),
+                    ],
+                )
+        return _html(404, pages.render_not_found("attachment"))
+
+    def _fault_form(self, request: Request) -> None:
+        form = parse_form(request.header("Content-Type"), request.body)
+        provider = check_provider(form.get("provider") or "")
+        if form.get("action") == "clear":
+            self.faults.clear(provider)
+            return
+        values: dict[str, Any] = {}
+        for name, convert in (
+            ("status", int),
+            ("error_rate", float),
+            ("latency_ms", int),
+            ("hang_seconds", float),
+            ("retry_after", int),
+        ):
+            raw = (form.get(name) or "").strip()
+            if raw:
+                try:
+                    values[name] = convert(raw)
+                except ValueError:
+                    raise ValueError(f"{name}: {raw!r} is not a number") from None
+        code = (form.get("code") or "").strip()
+        if code:
+            values["code"] = code
+        values["hang"] = form.get("hang") is not None
+        values["outage"] = form.get("outage") is not None
+        self.faults.set(provider, Fault.from_dict(values))
+
+
+def _html(status: int, html: str) -> Response:
+    response = Response.text(status, html, "text/html")
+    response.headers += [
+        ("Content-Security-Policy", pages.CSP),
+        ("X-Content-Type-Options", "nosniff"),
+    ]
+    return response
+
+
+def _same_origin(request: Request) -> bool:
+    origin = request.header("Origin")
+    if not origin:
+        return True  # not a browser cross-site post (curl, or an old browser)
+    return urlsplit(origin).netloc == request.header("Host")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+    timeout = 120  # idle keep-alive connections are dropped after this
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in two writes; without this, Nagle plus the client's delayed
+        # ACK add 40 ms to every keep-alive response.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_GET
+
+    def _dispatch(self) -> None:
+        try:
+            body = self._read_body()
+        except ValueError as exc:
+            self._write(Response.json(400, {"error": str(exc)}))
+            self.close_connection = True
+            return
+        if body is None:
+            self._write(Response.json(413, {"error": "request too large"}))
+            self.close_connection = True
+            return
+        request = Request.build(self.command, self.path, self.headers, body)
+        try:
+            response = self.server.app(request)
+        except Abort:
+            self._abort()
+            return
+        except Exception:
+            log.exception("sandbox HTTP handler failed")
+            response = Response.json(500, {"error": "sandbox error"})
+        self._write(response)
+
+    def _read_body(self) -> bytes | None:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            chunks, total = [], 0
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                total += size
+                if total > MAX_BODY:
+                    return None
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            raise ValueError("bad Content-Length") from None
+        if length < 0:
+            raise ValueError("bad Content-Length")
+        if length > MAX_BODY:
+            return None
+        return self.rfile.read(length) if length else b""
+
+    def _write(self, response: Response) -> None:
+        try:
+            self.send_response(response.status)
+            names = {name.lower() for name, _ in response.headers}
+            for name, value in response.headers:
+                self.send_header(name, value)
+            if "content-type" not in names and response.body:
+                self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(response.body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(response.body)
+            self.wfile.flush()
+        except OSError:
+            # The client gave up (a timeout during a hang): nothing to answer to.
+            self.close_connection = True
+
+    def _abort(self) -> None:
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("sandbox http: " + format, *args)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], app: Callable[[Request], Response]) -> None:
+        self.app = app
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_all_connections(self) -> None:
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+
+class HttpServer:
+    def __init__(self, app: App, host: str, port: int) -> None:
+        self._server = _Server((host, port), app)
+        self._app = app
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="sandbox-http",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        self._app.stopping.set()  # wakes hung and slow calls; they close without answering
+        self._server.shutdown()
+        self._server.server_close()
+        self._server.close_all_connections()
+        self._thread.join()
+        self._thread = None

@@ -1,0 +1,116 @@
+"""The outbox with real Celery worker processes, real Redis and the sandbox providers."""
+
+import datetime as dt
+from collections import Counter
+
+import pytest
+from django.utils import timezone
+
+from delivery import dispatch
+from delivery.models import EmailJob
+from delivery.sandbox import Fault
+from delivery.services import EmailDraft, email_enqueue_bulk
+from delivery.tasks import send_jobs
+from tests.processes import CeleryWorker, wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+Status = EmailJob.Status
+LEASE = "6"  # seconds; short so a lost worker's job is reconciled within the test
+
+
+@pytest.fixture
+def start_worker(tmp_path, providers):
+    workers = []
+
+    def start(name: str, concurrency: int = 1) -> CeleryWorker:
+        limits = {"GPMAS_JOB_LEASE_SECONDS": LEASE, "CELERY_TASK_TIME_LIMIT": "5"}
+        worker = CeleryWorker(name, tmp_path, concurrency=concurrency, **limits)
+        workers.append(worker)
+        return worker.start()
+
+    yield start
+    for worker in workers:
+        worker.kill()
+
+
+def enqueue(count: int) -> list[int]:
+    email_enqueue_bulk(
+        EmailDraft(kind="test", to_email=f"g{i}@example.com", subject=f"#{i}", text_body="b")
+        for i in range(count)
+    )
+    return list(EmailJob.objects.order_by("id").values_list("id", flat=True))
+
+
+def statuses() -> Counter:
+    return Counter(EmailJob.objects.values_list("status", flat=True))
+
+
+def delivered_job_ids(sandbox) -> Counter:
+    return Counter(int(m.headers["X-GPMAS-Job"]) for m in sandbox.inbox.messages())
+
+
+def test_workers_send_every_job_exactly_once(start_worker, clean_sandbox):
+    start_worker("a", concurrency=2)
+    ids = enqueue(60)
+    dispatch.outbox_drain()
+    wait_for(lambda: statuses() == {Status.SENT: 60}, timeout=60, message="60 sent")
+    assert delivered_job_ids(clean_sandbox) == Counter({job_id: 1 for job_id in ids})
+
+
+def test_a_redelivered_message_is_a_no_op_for_the_worker(start_worker, clean_sandbox):
+    start_worker("a")
+    ids = enqueue(5)
+    send_jobs.apply_async(args=[ids])
+    send_jobs.apply_async(args=[ids])  # the broker hands out the same ids again
+    wait_for(lambda: statuses() == {Status.SENT: 5}, timeout=30, message="5 sent")
+    wait_for(lambda: clean_sandbox.inbox.in_flight() == 0, timeout=10, message="idle sandbox")
+    assert delivered_job_ids(clean_sandbox) == Counter({job_id: 1 for job_id in ids})
+
+
+def test_a_job_whose_message_was_never_published_is_sent_by_a_later_drain(
+    start_worker, clean_sandbox
+):
+    start_worker("a")
+    [job_id] = enqueue(1)
+    dispatch.outbox_drain(publish=lambda ids: None)  # stamped, but the message is lost
+    assert EmailJob.objects.get(pk=job_id).status == Status.QUEUED
+    EmailJob.objects.filter(pk=job_id).update(
+        dispatched_at=timezone.now() - dt.timedelta(minutes=2)
+    )
+    dispatch.outbox_drain()
+    wait_for(lambda: statuses() == {Status.SENT: 1}, timeout=30, message="the job sent")
+
+
+@pytest.mark.parametrize("how", ["main process", "pool child"])
+def test_a_job_left_sending_by_a_killed_worker_is_reconciled_and_sent(
+    start_worker, clean_sandbox, how
+):
+    # The first provider hangs, then fails: the worker is inside a provider call when killed,
+    # and the hung request delivers nothing.
+    clean_sandbox.faults.set("sendgrid", Fault(hang=True, hang_seconds=8, status=500))
+    worker = start_worker("doomed")
+    [job_id] = enqueue(1)
+    dispatch.outbox_drain()
+    wait_for(lambda: clean_sandbox.inbox.in_flight("sendgrid"), timeout=20, message="a call")
+    if how == "main process":
+        worker.kill()
+    else:
+        worker.kill_child()
+    assert EmailJob.objects.get(pk=job_id).status == Status.SENDING
+    clean_sandbox.faults.clear()
+    if how == "main process":
+        start_worker("rescuer")
+
+    def reconciled_and_sent():
+        dispatch.outbox_drain()  # reconciles the expired lease, then republishes the job
+        return EmailJob.objects.get(pk=job_id).status == Status.SENT
+
+    wait_for(reconciled_and_sent, timeout=40, interval=0.5, message="reconcile and send")
+    job = EmailJob.objects.get(pk=job_id)
+    assert job.attempts == 2
+    assert list(job.attempts_log.order_by("id").values_list("outcome", flat=True)) == [
+        "unknown",
+        "accepted",
+    ]
+    wait_for(lambda: clean_sandbox.inbox.in_flight() == 0, timeout=15, message="hang to end")
+    assert delivered_job_ids(clean_sandbox) == Counter({job_id: 1})
