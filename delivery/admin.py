@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils.html import format_html_join
 
@@ -69,6 +70,7 @@ class ProviderAdmin(admin.ModelAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ["name", "kind", "enabled", "weight", "daily_quota", "secrets"]
     list_editable = ["enabled", "weight"]
+    actions = ["send_test_email"]
     readonly_fields = ["secrets", "created_at", "updated_at"]
     fieldsets = [
         (None, {"fields": ["name", "kind", "enabled", "weight"]}),
@@ -77,6 +79,25 @@ class ProviderAdmin(admin.ModelAdmin):
          {"fields": ["api_base_url", "region", "domain", "host", "port", "use_tls"]}),
         ("Secrets (from the environment only)", {"fields": ["secrets"]}),
     ]  # fmt: skip
+
+    @admin.action(description="Send a test email to me through each selected provider")
+    def send_test_email(self, request, queryset):
+        if not request.user.email:
+            self.message_user(request, "Your account has no email address.", messages.ERROR)
+            return
+        jobs = []
+        try:
+            for provider in queryset:
+                jobs += services.email_enqueue_provider_tests(
+                    to_email=request.user.email, provider_name=provider.name
+                )
+        except ValidationError as exc:
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            return
+        names = ", ".join(job.pinned_provider.name for job in jobs)
+        self.message_user(
+            request, f"Queued a test email to {request.user.email} through {names}.", messages.SUCCESS
+        )
 
     @admin.display(description="secrets (environment variables)")
     def secrets(self, obj: Provider) -> str:

@@ -212,4 +212,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # python-redis-lock logs every acquire and release at INFO: one line per drain tick.
+    "loggers": {"redis_lock": {"level": "WARNING"}},
 }

@@ -158,3 +158,12 @@ def test_wrong_credentials_are_a_provider_error(providers, monkeypatch):
     with pytest.raises(SendError) as caught:
         build_adapter(providers["sendgrid"]).send(message())
     assert caught.value.error_class == ErrorClass.PROVIDER_ERROR
+
+
+def test_console_adapter_logs_and_accepts(caplog):
+    from delivery.models import Provider
+
+    with caplog.at_level("INFO", logger="gpmas.console_provider"):
+        message_id = build_adapter(Provider(name="dev", kind="console")).send(message())
+    assert message_id.startswith("console-")
+    assert "guest@example.com" in caplog.text

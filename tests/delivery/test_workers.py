@@ -114,3 +114,14 @@ def test_a_job_left_sending_by_a_killed_worker_is_reconciled_and_sent(
     ]
     wait_for(lambda: clean_sandbox.inbox.in_flight() == 0, timeout=15, message="hang to end")
     assert delivered_job_ids(clean_sandbox) == Counter({job_id: 1})
+
+
+def test_send_test_reaches_the_inbox_once_per_provider_kind(start_worker, clean_sandbox):
+    from django.core.management import call_command
+
+    start_worker("a")
+    call_command("gpmas", "send-test", "you@example.com")
+    dispatch.outbox_drain()
+    wait_for(lambda: statuses() == {Status.SENT: 4}, timeout=30, message="4 test emails sent")
+    kinds = sorted(m.provider for m in clean_sandbox.inbox.messages())
+    assert kinds == ["mailgun", "sendgrid", "ses", "smtp"]

@@ -1,0 +1,104 @@
+import pytest
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+
+from delivery.models import EmailJob
+from delivery.services import email_enqueue
+
+pytestmark = pytest.mark.django_db
+Status = EmailJob.Status
+
+
+def new_job(**overrides) -> EmailJob:
+    fields = {"kind": "test", "to_email": "g@example.com", "subject": "S", "text_body": "b"}
+    return email_enqueue(**{**fields, **overrides})
+
+
+def test_send_test_queues_one_pinned_job_per_enabled_provider(providers, capsys):
+    providers["ses"].enabled = False
+    providers["ses"].save()
+    call_command("gpmas", "send-test", "ops@example.com")
+    jobs = EmailJob.objects.order_by("pinned_provider__name")
+    assert [job.pinned_provider.kind for job in jobs] == ["mailgun", "sendgrid", "smtp"]
+    assert {job.kind for job in jobs} == {"test"}
+    assert "queued test email" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["not-an-email"], "to_email: 'not-an-email' is not a valid email address."),
+        (["ops@example.com", "--provider", "nope"], "provider: no provider named 'nope'"),
+    ],
+)
+def test_send_test_refuses_bad_input_with_one_line(providers, args, message):
+    with pytest.raises(CommandError) as caught:
+        call_command("gpmas", "send-test", *args)
+    assert str(caught.value) == message
+    assert not EmailJob.objects.exists()
+
+
+def test_admin_lists_and_filters_jobs(admin_client):
+    new_job(subject="queued one")
+    cancelled = new_job(subject="cancelled one")
+    EmailJob.objects.filter(pk=cancelled.pk).update(
+        status="cancelled", finished_at=cancelled.created_at
+    )
+    response = admin_client.get(reverse("admin:delivery_emailjob_changelist"), {"status": "queued"})
+    assert response.status_code == 200
+    assert b"queued one" in response.content
+    assert b"cancelled one" not in response.content
+
+
+def test_admin_cancel_action_cancels_waiting_jobs_only(admin_client):
+    waiting = new_job()
+    response = admin_client.post(
+        reverse("admin:delivery_emailjob_changelist"),
+        {"action": "cancel", "_selected_action": [waiting.pk]},
+        follow=True,
+    )
+    assert b"1 job(s) cancelled." in response.content
+    waiting.refresh_from_db()
+    assert waiting.status == Status.CANCELLED
+    assert waiting.last_error == "cancelled by admin in the admin"
+
+
+def test_admin_retry_now_requeues_a_failed_job_as_a_copy(admin_client):
+    failed = new_job()
+    EmailJob.objects.filter(pk=failed.pk).update(
+        status="failed", finished_at=failed.created_at, attempts=8
+    )
+    admin_client.post(
+        reverse("admin:delivery_emailjob_changelist"),
+        {"action": "retry_now", "_selected_action": [failed.pk]},
+    )
+    failed.refresh_from_db()
+    assert failed.status == Status.FAILED  # terminal states never change
+    copy = EmailJob.objects.exclude(pk=failed.pk).get()
+    assert (copy.status, copy.attempts, copy.to_email) == (Status.QUEUED, 0, failed.to_email)
+    assert copy.idempotency_key.startswith(f"{failed.idempotency_key}:retry:")
+
+
+def test_admin_job_page_is_read_only_and_shows_attempts(admin_client):
+    job = new_job()
+    response = admin_client.get(reverse("admin:delivery_emailjob_change", args=[job.pk]))
+    assert response.status_code == 200
+    assert b'name="subject"' not in response.content  # no editable fields
+    assert admin_client.get(reverse("admin:delivery_emailjob_add")).status_code == 403
+
+
+def test_admin_provider_action_sends_a_test_to_the_admin(admin_client, admin_user, providers):
+    response = admin_client.post(
+        reverse("admin:delivery_provider_changelist"),
+        {"action": "send_test_email", "_selected_action": [providers["smtp"].pk]},
+        follow=True,
+    )
+    assert b"Queued a test email to" in response.content
+    job = EmailJob.objects.get()
+    assert (job.to_email, job.pinned_provider) == (admin_user.email, providers["smtp"])
+
+
+def test_non_staff_cannot_reach_the_outbox_admin(client, organizer):
+    client.force_login(organizer)
+    response = client.get(reverse("admin:delivery_emailjob_changelist"))
+    assert response.status_code == 302
