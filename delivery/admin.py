@@ -96,7 +96,9 @@ class ProviderAdmin(admin.ModelAdmin):
             return
         names = ", ".join(job.pinned_provider.name for job in jobs)
         self.message_user(
-            request, f"Queued a test email to {request.user.email} through {names}.", messages.SUCCESS
+            request,
+            f"Queued a test email to {request.user.email} through {names}.",
+            messages.SUCCESS,
         )
 
     @admin.display(description="secrets (environment variables)")
