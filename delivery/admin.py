@@ -1,9 +1,10 @@
+import redis
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils.html import format_html_join
 
-from delivery import services
+from delivery import provider_state, selectors, services
 from delivery.models import DeliveryAttempt, EmailJob, Provider
 from delivery.providers import adapter_class, secret_variable
 
@@ -68,9 +69,53 @@ class EmailJobAdmin(ReadOnlyAdmin):
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
-    list_display = ["name", "kind", "enabled", "weight", "daily_quota", "secrets"]
+    list_display = ["name", "kind", "enabled", "weight", "state", "penalty", "failures",
+                    "quota_today", "last_error", "secrets"]  # fmt: skip
     list_editable = ["enabled", "weight"]
-    actions = ["send_test_email"]
+    actions = ["send_test_email", "reset_state", "disable"]
+
+    def get_changelist_instance(self, request):
+        # Live state comes from Redis: read it for the whole page in one round trip.
+        changelist = super().get_changelist_instance(request)
+        try:
+            health = selectors.provider_health(changelist.result_list)
+        except redis.RedisError:
+            health = []
+        for item in health:
+            item.provider.live = item
+        return changelist
+
+    @admin.display(description="state")
+    def state(self, obj: Provider) -> str:
+        return obj.live.state if hasattr(obj, "live") else "unknown (Redis down)"
+
+    @admin.display(description="penalty")
+    def penalty(self, obj: Provider) -> str:
+        return f"{obj.live.view.penalty:.1f}" if hasattr(obj, "live") else "-"
+
+    @admin.display(description="failures in a row")
+    def failures(self, obj: Provider) -> str:
+        return str(obj.live.view.consecutive_failures) if hasattr(obj, "live") else "-"
+
+    @admin.display(description="quota used today")
+    def quota_today(self, obj: Provider) -> str:
+        return obj.live.quota if hasattr(obj, "live") else "-"
+
+    @admin.display(description="last error")
+    def last_error(self, obj: Provider) -> str:
+        return obj.live.view.last_error[:120] if hasattr(obj, "live") else "-"
+
+    @admin.action(description="Reset live state (penalty, circuit, rate-limit block)")
+    def reset_state(self, request, queryset):
+        for provider in queryset:
+            provider_state.reset(provider)
+        self.message_user(request, f"Reset {queryset.count()} provider(s).", messages.SUCCESS)
+
+    @admin.action(description="Disable (no traffic until enabled again)")
+    def disable(self, request, queryset):
+        count = queryset.update(enabled=False)
+        self.message_user(request, f"Disabled {count} provider(s).", messages.SUCCESS)
+
     readonly_fields = ["secrets", "created_at", "updated_at"]
     fieldsets = [
         (None, {"fields": ["name", "kind", "enabled", "weight"]}),

@@ -30,6 +30,9 @@ class Provider(models.Model):
         null=True, blank=True, help_text="Recipients per day; empty = unlimited."
     )
     quota_reset_tz = models.CharField(max_length=64, default="UTC")
+    max_per_second = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Recipients per second (SES sending rate); empty = none."
+    )
     api_base_url = models.URLField(
         blank=True, help_text="API base URL or endpoint; empty = the provider's public API."
     )

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from dataclasses import dataclass
 
+import redis
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import transaction
 from django.utils import timezone
 
-from delivery import outbox, ranking
+from delivery import outbox, provider_state, ranking
 from delivery.message import JOB_HEADER, OutgoingMessage
 from delivery.models import DeliveryAttempt, EmailJob, Provider
 from delivery.providers import Adapter, ErrorClass, ProviderConfigError, SendError, build_adapter
@@ -18,6 +20,8 @@ from reliability.halt import is_halted
 
 log = logging.getLogger(__name__)
 Outcome = DeliveryAttempt.Outcome
+REDIS_DOWN_RETRY = dt.timedelta(seconds=30)
+BUSY_RETRY = dt.timedelta(seconds=1)
 
 # Adapters live as long as the worker process, keyed by the provider row's version, so HTTP
 # sessions are reused; connections that must not idle (SMTP) are closed after each batch.
@@ -71,6 +75,16 @@ def job_send(*, job_id: int) -> str:
     job = outbox.claim(job_id)
     if job is None:
         return "not-claimed"
+    try:
+        return _try_providers(job)
+    except redis.RedisError as exc:
+        # Provider state, quotas and probes live in Redis; without them no call is safe.
+        log.warning("job %s waits: provider state unavailable (%s)", job.pk, exc)
+        outbox.release(job, due_at=timezone.now() + REDIS_DOWN_RETRY, reason="Redis unavailable")
+        return EmailJob.Status.QUEUED
+
+
+def _try_providers(job: EmailJob) -> str:
     selection = ranking.select(pinned=job.pinned_provider)
     if not selection.providers:
         outbox.release(job, due_at=selection.retry_at, reason="no provider can take it now")
@@ -81,6 +95,9 @@ def job_send(*, job_id: int) -> str:
         if is_halted():
             outbox.release(job, due_at=timezone.now(), reason="halted before sending")
             return EmailJob.Status.QUEUED
+        grant = provider_state.reserve(provider, at=provider_state.now())
+        if not grant.ok:
+            continue  # another worker took its last quota or its probe slot since we ranked
         started, clock = timezone.now(), time.monotonic()
         try:
             message_id = adapter_for(provider).send(message)
@@ -92,8 +109,9 @@ def job_send(*, job_id: int) -> str:
             # The task ran out of time inside a provider call: the outcome is unknown. Put the
             # job back for a retry now rather than at lease expiry, and end the batch; its other
             # jobs are republished by the drain.
-            record(job, provider, started, clock, ErrorClass.UNKNOWN,
-                   SendError(ErrorClass.UNKNOWN, "task time limit", code="time_limit"))  # fmt: skip
+            timed_out = SendError(ErrorClass.UNKNOWN, "task time limit", code="time_limit")
+            record(job, provider, started, clock, ErrorClass.UNKNOWN, timed_out)
+            note_outcome(provider, timed_out, probe=grant.probe)
             outbox.schedule_retry(job, error=f"{provider.name}: task time limit during the call")
             raise
         except Exception as exc:  # an adapter bug: the call may have gone out
@@ -103,15 +121,38 @@ def job_send(*, job_id: int) -> str:
             with transaction.atomic():
                 record(job, provider, started, clock, Outcome.ACCEPTED)
                 outbox.mark_sent(job, provider=provider, message_id=message_id)
+            note_outcome(provider, None, probe=grant.probe)
             return EmailJob.Status.SENT
         record(job, provider, started, clock, error.error_class, error)
+        note_outcome(provider, error, probe=grant.probe)
+        if error.error_class != ErrorClass.UNKNOWN:
+            provider_state.refund(provider, at=provider_state.now())  # it did not take it
         if error.error_class == ErrorClass.RECIPIENT_REJECTED:
             outbox.mark_failed(job, error=f"{provider.name}: {error}")
             return EmailJob.Status.FAILED
         failures.append(Tried(provider, error))
+    if not failures:
+        outbox.release(job, due_at=timezone.now() + BUSY_RETRY, reason="providers busy")
+        return EmailJob.Status.QUEUED
     return outbox.schedule_retry(
         job, error=summarize(failures), retry_after=common_retry_after(failures)
     )
+
+
+def note_outcome(provider: Provider, error: SendError | None, *, probe: bool) -> None:
+    """Feed the outcome to the provider's penalty and circuit (DESIGN.md §6)."""
+    outcome = error.error_class if error else Outcome.ACCEPTED
+    try:
+        provider_state.record_outcome(
+            provider,
+            outcome,
+            at=provider_state.now(),
+            probe=probe,
+            retry_after=error.retry_after if error else None,
+            error=f"{error.code} {error}" if error else "",
+        )
+    except redis.RedisError:
+        log.warning("could not record %s for provider %s", outcome, provider.name)
 
 
 def record(job, provider, started, clock, outcome: str, error: SendError | None = None) -> None:

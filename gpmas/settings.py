@@ -163,6 +163,20 @@ GPMAS_REDISPATCH_AFTER_SECONDS = env_int("GPMAS_REDISPATCH_AFTER_SECONDS", 60, m
 GPMAS_PROVIDER_CONNECT_TIMEOUT = env_float("GPMAS_PROVIDER_CONNECT_TIMEOUT", 5.0, minimum=0.1)
 GPMAS_PROVIDER_READ_TIMEOUT = env_float("GPMAS_PROVIDER_READ_TIMEOUT", 20.0, minimum=0.1)
 
+# Provider ranking (DESIGN.md §6): penalty half-life, circuit thresholds and open times.
+GPMAS_PENALTY_HALF_LIFE_SECONDS = env_float("GPMAS_PENALTY_HALF_LIFE_SECONDS", 60.0, minimum=0.01)
+GPMAS_OPEN_THRESHOLD = env_float("GPMAS_OPEN_THRESHOLD", 100.0, minimum=1)
+GPMAS_BASE_OPEN_SECONDS = env_float("GPMAS_BASE_OPEN_SECONDS", 30.0, minimum=0.01)
+GPMAS_MAX_OPEN_SECONDS = env_float("GPMAS_MAX_OPEN_SECONDS", 900.0, minimum=0.01)
+# A rate-limited provider without a Retry-After (SES throttling) is skipped this long.
+GPMAS_RATE_LIMIT_SECONDS = env_float("GPMAS_RATE_LIMIT_SECONDS", 30.0, minimum=0)
+# How long one probe of a half-open provider may hold its slot (longer than any provider call).
+GPMAS_PROBE_TIMEOUT_SECONDS = env_int(
+    "GPMAS_PROBE_TIMEOUT_SECONDS",
+    int(GPMAS_PROVIDER_CONNECT_TIMEOUT + GPMAS_PROVIDER_READ_TIMEOUT) + 5,
+    minimum=1,
+)
+
 # --- Celery (DESIGN.md §7, REFERENCE.md "Celery on Redis") ------------------------------------
 CELERY_BROKER_URL = env_redis_url("CELERY_BROKER_URL", REDIS_URL)
 CELERY_TASK_ACKS_LATE = True

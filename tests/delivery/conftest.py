@@ -43,3 +43,12 @@ def providers(db, clean_sandbox, sandbox_env) -> dict[str, Provider]:
         smtp_port=clean_sandbox.smtp_port,
     )
     return {row.kind: row for row in rows}
+
+
+@pytest.fixture
+def providers_in_fixed_order(providers) -> dict[str, Provider]:
+    """SendGrid is the only weighted provider; the others are standby, tried by name (mailgun,
+    ses, smtp) when it cannot take a message. Makes the order of a send deterministic."""
+    Provider.objects.exclude(kind="sendgrid").update(weight=0)
+    Provider.objects.filter(kind="sendgrid").update(weight=1)
+    return {p.kind: p for p in Provider.objects.all()}

@@ -102,3 +102,38 @@ def test_non_staff_cannot_reach_the_outbox_admin(client, organizer):
     client.force_login(organizer)
     response = client.get(reverse("admin:delivery_emailjob_changelist"))
     assert response.status_code == 302
+
+
+def test_status_prints_each_providers_live_state_and_the_queue(providers, capsys):
+    from delivery import provider_state
+
+    provider_state.record_outcome(providers["ses"], "provider_error", at=provider_state.now(),
+                                  error="403 AccountSuspendedException")  # fmt: skip
+    new_job()
+    call_command("gpmas", "status")
+    out = capsys.readouterr().out
+    ses_line = next(line for line in out.splitlines() if line.startswith("sandbox-ses"))
+    assert "open until" in ses_line
+    assert "100.0" in ses_line
+    assert "AccountSuspended" in ses_line
+    assert "queued 1" in out
+
+
+def test_admin_provider_list_shows_live_state_and_resets_it(admin_client, providers):
+    from delivery import provider_state
+
+    provider_state.record_outcome(providers["mailgun"], "provider_error", at=provider_state.now())
+    url = reverse("admin:delivery_provider_changelist")
+    page = admin_client.get(url).content.decode()
+    assert "open until" in page
+    admin_client.post(url, {"action": "reset_state", "_selected_action": [providers["mailgun"].pk]})
+    assert "open until" not in admin_client.get(url).content.decode()
+
+
+def test_admin_disable_action_turns_providers_off(admin_client, providers):
+    admin_client.post(
+        reverse("admin:delivery_provider_changelist"),
+        {"action": "disable", "_selected_action": [providers["smtp"].pk]},
+    )
+    providers["smtp"].refresh_from_db()
+    assert providers["smtp"].enabled is False

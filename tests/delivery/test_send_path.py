@@ -12,6 +12,11 @@ pytestmark = pytest.mark.django_db
 Status = EmailJob.Status
 
 
+@pytest.fixture
+def providers(providers_in_fixed_order):
+    return providers_in_fixed_order
+
+
 def new_job(**overrides) -> EmailJob:
     fields = {"kind": "test", "to_email": "guest@example.com", "subject": "Hi", "text_body": "b"}
     return email_enqueue(**{**fields, **overrides})

@@ -19,6 +19,11 @@ LEASE = "6"  # seconds; short so a lost worker's job is reconciled within the te
 
 
 @pytest.fixture
+def providers(providers_in_fixed_order):
+    return providers_in_fixed_order
+
+
+@pytest.fixture
 def start_worker(tmp_path, providers):
     workers = []
 
