@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from django.db.models import Count, Min
+from django.db.models import Count, Min, Q
+from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
 from delivery import outbox, provider_state
-from delivery.models import EmailJob, Provider
+from delivery.models import DeliveryAttempt, EmailJob, Provider
 from delivery.provider_state import CLOSED, HALF_OPEN, OPEN, ProviderView
 
 
@@ -69,3 +72,62 @@ def oldest_due_age_seconds() -> float | None:
     now = timezone.now()
     oldest = outbox.due_jobs(now).aggregate(oldest=Min("next_attempt_at"))["oldest"]
     return (now - oldest).total_seconds() if oldest else None
+
+
+class MinuteCount(NamedTuple):
+    minute: dt.datetime
+    accepted: int
+    failed: int
+    rejected: int
+
+
+def attempts_per_minute(
+    *,
+    minutes: int = 60,
+    now: dt.datetime | None = None,
+    provider_ids: Iterable[int] = (),
+) -> dict[int | None, list[MinuteCount]]:
+    """Attempts per provider and minute over the last ``minutes`` minutes, the current one last.
+
+    One aggregate query. Every minute of the window is present (zeros filled in), for each
+    provider with attempts in the window and each of ``provider_ids``. Failed is every outcome
+    but accepted and recipient_rejected; rejections are counted apart: not the provider's fault.
+    Attempts whose provider was deleted are under ``None``.
+    """
+    window = minute_window(minutes=minutes, now=now)
+    accepted = Q(outcome=DeliveryAttempt.Outcome.ACCEPTED)
+    rejected = Q(outcome=DeliveryAttempt.Outcome.RECIPIENT_REJECTED)
+    rows = (
+        DeliveryAttempt.objects.filter(
+            started_at__gte=window[0], started_at__lt=window[-1] + dt.timedelta(minutes=1)
+        )
+        .annotate(minute=TruncMinute("started_at", tzinfo=dt.UTC))
+        .values("provider_id", "minute")
+        .annotate(
+            accepted=Count("id", filter=accepted),
+            failed=Count("id", filter=~(accepted | rejected)),
+            rejected=Count("id", filter=rejected),
+        )
+        .order_by()  # the model's default ordering would otherwise join the GROUP BY
+    )
+    counts = {
+        (row["provider_id"], row["minute"].astimezone(dt.UTC)): (
+            row["accepted"],
+            row["failed"],
+            row["rejected"],
+        )
+        for row in rows
+    }
+    ids = {provider_id for provider_id, _ in counts} | set(provider_ids)
+    return {
+        provider_id: [
+            MinuteCount(minute, *counts.get((provider_id, minute), (0, 0, 0))) for minute in window
+        ]
+        for provider_id in ids
+    }
+
+
+def minute_window(*, minutes: int, now: dt.datetime | None = None) -> list[dt.datetime]:
+    """The starts of the last ``minutes`` minutes in UTC, oldest first, ending with now's."""
+    end = (now or timezone.now()).astimezone(dt.UTC).replace(second=0, microsecond=0)
+    return [end - dt.timedelta(minutes=back) for back in range(minutes - 1, -1, -1)]

@@ -71,7 +71,9 @@ def jobs_send(*, job_ids: list[int]) -> None:
 def job_send(*, job_id: int) -> str:
     """Send one job if it is due and nobody else has it. Returns the status it was left in."""
     if is_halted():
-        return "halted"  # not claimed: the job waits untouched
+        # Not claimed: the job waits, and the drain that runs on resume publishes it again.
+        outbox.clear_dispatched([job_id])
+        return "halted"
     job = outbox.claim(job_id)
     if job is None:
         return "not-claimed"

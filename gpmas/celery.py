@@ -3,9 +3,24 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_ready, worker_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gpmas.settings")
 
 app = Celery("gpmas")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_ready.connect
+def _start_heartbeat(sender, **kwargs) -> None:
+    from gpmas.workers import start_heartbeat
+
+    start_heartbeat(sender.hostname)
+
+
+@worker_shutdown.connect
+def _stop_heartbeat(sender, **kwargs) -> None:
+    from gpmas.workers import forget
+
+    forget(sender.hostname)

@@ -71,6 +71,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "gpmas.context_processors.system_status",
             ],
         },
     },
@@ -229,3 +230,31 @@ LOGGING = {
     # python-redis-lock logs every acquire and release at INFO: one line per drain tick.
     "loggers": {"redis_lock": {"level": "WARNING"}},
 }
+
+# --- Events and invitations -------------------------------------------------------------------
+# Accepted guests get a reminder this long before the start (0 = no reminders).
+GPMAS_REMINDER_OFFSET_SECONDS = env_int("GPMAS_REMINDER_OFFSET_SECONDS", 24 * 3600, minimum=0)
+# How long a request waits for a busy event or invitation lock before answering "try again".
+GPMAS_LOCK_WAIT_SECONDS = env_float("GPMAS_LOCK_WAIT_SECONDS", 5.0, minimum=0)
+GPMAS_GUEST_LIST_MAX_LINES = env_int("GPMAS_GUEST_LIST_MAX_LINES", 10_000, minimum=1)
+GPMAS_GUEST_LIST_MAX_BYTES = env_int("GPMAS_GUEST_LIST_MAX_BYTES", 2 * 1024 * 1024, minimum=1024)
+# The preview posts the checked list back in a form field: leave room for a full-size list.
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, 2 * GPMAS_GUEST_LIST_MAX_BYTES)
+
+
+def _env_rate(name: str, default: str) -> str:
+    """A django-ratelimit rate: ``30/m`` is 30 per minute (units s, m, h, d; ``5/10m`` works)."""
+    value = env_str(name, default).strip()
+    count, _, period = value.partition("/")
+    unit, amount = period[-1:], period[:-1]
+    valid_period = unit in {"s", "m", "h", "d"} and (not amount or amount.isdigit())
+    if not (count.isdigit() and int(count) > 0 and valid_period):
+        raise ConfigError(name, f"must be a rate like 30/m (per s, m, h or d), got {value!r}")
+    return value
+
+
+# Answers per client address on the guest pages, and invitation sends per organizer.
+GPMAS_GUEST_RATE_LIMIT = _env_rate("GPMAS_GUEST_RATE_LIMIT", "30/m")
+GPMAS_INVITE_RATE_LIMIT = _env_rate("GPMAS_INVITE_RATE_LIMIT", "120/h")
+RATELIMIT_USE_CACHE = "default"
+RATELIMIT_FAIL_OPEN = True

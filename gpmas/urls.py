@@ -1,12 +1,15 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from events import views as event_views
+from gpmas.health import healthz
 
 urlpatterns = [
     path("", event_views.dashboard, name="dashboard"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("ops/", include("gpmas.ops_urls")),
+    path("healthz", healthz, name="healthz"),
 ]

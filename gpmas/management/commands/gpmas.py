@@ -1,10 +1,17 @@
 """Operations: ``manage.py gpmas <subcommand>``. Each exits non-zero with one line on bad input."""
 
+import datetime as dt
+
 import redis
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django.utils import timezone
 
 from delivery import dispatch, selectors, services
+from delivery.models import EmailJob
+from gpmas import system
+from reliability import halt
 
 
 def one_line(error: ValidationError) -> str:
@@ -14,7 +21,7 @@ def one_line(error: ValidationError) -> str:
 
 
 class Command(BaseCommand):
-    help = "GPMAS operations: status, send-test, drain."
+    help = "GPMAS operations: status, halt, resume, drain, retry, send-test."
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
@@ -22,7 +29,17 @@ class Command(BaseCommand):
         send_test.add_argument("email")
         send_test.add_argument("--provider", default="", help="only this provider (by name)")
         sub.add_parser("drain", help="run one drain of the outbox now")
-        sub.add_parser("status", help="providers' live state and the queue")
+        sub.add_parser("status", help="system state, providers' live state and the queue")
+        halt_parser = sub.add_parser("halt", help="stop all sending now")
+        halt_parser.add_argument("--reason", required=True, help="why (recorded in the audit log)")
+        resume = sub.add_parser("resume", help="resume sending; the drain runs at once")
+        resume.add_argument("--reason", default="", help="why (recorded in the audit log)")
+        retry = sub.add_parser("retry", help="requeue failed jobs (each as a fresh copy)")
+        retry.add_argument(
+            "--failed-since",
+            required=True,
+            help="an ISO date or time (2026-11-28, 2026-11-28T09:00) or an age (30m, 2h, 1d)",
+        )
 
     def handle(self, *args, subcommand: str, **options):
         getattr(self, "handle_" + subcommand.replace("-", "_"))(**options)
@@ -44,7 +61,32 @@ class Command(BaseCommand):
             + (f" ({report.reason})" if report.reason else "")
         )
 
+    def handle_halt(self, *, reason: str, **_):
+        try:
+            halt.system_halt(reason=reason, source="command")
+        except ValidationError as exc:
+            raise CommandError(one_line(exc)) from None
+        self.stdout.write("All sending is halted.")
+
+    def handle_resume(self, *, reason: str, **_):
+        try:
+            halt.system_resume(reason=reason, source="command")
+        except ValidationError as exc:
+            raise CommandError(one_line(exc)) from None
+        self.stdout.write("Sending resumed; the drain runs now.")
+
+    def handle_retry(self, *, failed_since: str, **_):
+        since = parse_since(failed_since)
+        failed = EmailJob.objects.filter(status=EmailJob.Status.FAILED, finished_at__gte=since)
+        job_ids = list(failed.values_list("pk", flat=True))
+        with transaction.atomic():
+            count = services.email_jobs_retry_now(job_ids=job_ids)
+        when = since.isoformat(timespec="minutes")
+        self.stdout.write(f"requeued {count} failed job(s) that failed since {when}")
+
     def handle_status(self, **_):
+        state = system.system_state()
+        self.stdout.write(f"system: {state.code} - {state.message}\n")
         try:
             health = selectors.provider_health()
         except redis.RedisError as exc:
@@ -61,6 +103,25 @@ class Command(BaseCommand):
         self.stdout.write("\nqueue: " + ", ".join(f"{k} {v}" for k, v in depth.items()))
         age = selectors.oldest_due_age_seconds()
         self.stdout.write(f"oldest due job: {'none' if age is None else f'{age:.0f}s old'}")
+
+
+def parse_since(raw: str) -> dt.datetime:
+    """An ISO date/time (in UTC unless it says otherwise) or an age such as 30m, 2h, 1d."""
+    value = raw.strip()
+    units = {"m": "minutes", "h": "hours", "d": "days"}
+    if value[:-1].isdigit() and value[-1:] in units:
+        return timezone.now() - dt.timedelta(**{units[value[-1]]: int(value[:-1])})
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise CommandError(
+            f"--failed-since: {raw!r} is neither an ISO date/time nor an age like 30m, 2h, 1d"
+        ) from None
+    if timezone.is_naive(moment):
+        moment = moment.replace(tzinfo=dt.UTC)
+    if moment > timezone.now():
+        raise CommandError(f"--failed-since: {raw!r} is in the future")
+    return moment
 
 
 def format_table(rows: list[tuple[str, ...]]) -> str:

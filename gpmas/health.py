@@ -1,0 +1,83 @@
+"""``/healthz``: can sending proceed? 200 if so, 503 with the reasons if not (DESIGN.md §7)."""
+
+from __future__ import annotations
+
+import redis
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from delivery import selectors
+from gpmas import system, workers
+from gpmas.celery import app as celery_app
+from reliability import halt
+from reliability import redis as project_redis
+
+
+def check_database() -> str:
+    try:
+        connection.ensure_connection()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return "ok"
+    except Exception as exc:  # any driver error means the same thing here
+        connection.close_if_unusable_or_obsolete()
+        return f"unavailable: {type(exc).__name__}"
+
+
+def check_redis() -> str:
+    try:
+        project_redis.client().ping()
+        return "ok"
+    except redis.RedisError as exc:
+        return f"unavailable: {type(exc).__name__}"
+
+
+def check_broker() -> str:
+    try:
+        with celery_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, timeout=2)
+        return "ok"
+    except Exception as exc:  # kombu raises transport-specific errors
+        return f"unavailable: {type(exc).__name__}"
+
+
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    checks = {"database": check_database(), "redis": check_redis(), "broker": check_broker()}
+    problems = [f"{name} {state}" for name, state in checks.items() if state != "ok"]
+    report: dict = {"checks": checks}
+    if checks["redis"] == "ok":
+        seen = workers.workers_seen()
+        report["workers"] = seen
+        if not seen:
+            problems.append(f"no worker seen in the last {workers.SEEN_FOR_SECONDS}s")
+    if checks["database"] == "ok":
+        control = halt.current()
+        report["halted"] = control.halted
+        report["queue"] = selectors.queue_depth()
+        report["oldest_due_age_seconds"] = selectors.oldest_due_age_seconds()
+        health = _provider_health() if checks["redis"] == "ok" else None
+        if health is not None:
+            report["providers"] = [
+                {"name": item.provider.name, "kind": item.provider.kind, "state": item.state,
+                 "penalty": round(item.view.penalty, 1), "quota": item.quota}
+                for item in health
+            ]  # fmt: skip
+        state = system.system_state(health) if health is not None or control.halted else None
+        if state is not None:
+            report["system"] = {"state": state.code, "message": state.message}
+            if state.code in (system.HALTED, system.NO_PROVIDER):
+                problems.append(state.message)
+    report["status"] = "ok" if not problems else "unavailable"
+    report["reasons"] = problems
+    return JsonResponse(report, status=200 if not problems else 503)
+
+
+def _provider_health() -> list[selectors.ProviderHealth] | None:
+    try:
+        return selectors.provider_health()
+    except redis.RedisError:
+        return None
