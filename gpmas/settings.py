@@ -95,7 +95,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # clean up only its own keys.
 REDIS_URL = env_redis_url("REDIS_URL", "redis://127.0.0.1:6379/0")
 REDIS_KEY_PREFIX = env_str("GPMAS_REDIS_PREFIX", "gpmas")
-REDIS_SOCKET_TIMEOUT = env_float("GPMAS_REDIS_TIMEOUT", 2.0, minimum=0.1)
+REDIS_SOCKET_TIMEOUT = env_float("GPMAS_REDIS_TIMEOUT", 2.0, minimum=1.5)
 
 CACHES = {
     "default": {
