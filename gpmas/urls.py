@@ -2,11 +2,11 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from events import views as event_views
 from gpmas.health import healthz
 
 urlpatterns = [
-    path("", event_views.dashboard, name="dashboard"),
+    path("", include("events.urls")),
+    path("", include("invitations.urls")),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -1,6 +1,9 @@
+import datetime as dt
+
 import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
+from django.utils import timezone
 
 from delivery.models import EmailJob
 from delivery.services import email_enqueue
@@ -137,3 +140,43 @@ def test_admin_disable_action_turns_providers_off(admin_client, providers):
     )
     providers["smtp"].refresh_from_db()
     assert providers["smtp"].enabled is False
+
+
+def fail(job: EmailJob, *, ago: dt.timedelta) -> None:
+    EmailJob.objects.filter(pk=job.pk).update(
+        status="failed", finished_at=timezone.now() - ago, last_error="gave up"
+    )
+
+
+def test_retry_requeues_failed_jobs_since_an_age_as_fresh_copies(capsys):
+    recent, old = new_job(subject="recent"), new_job(subject="old")
+    fail(recent, ago=dt.timedelta(minutes=20))
+    fail(old, ago=dt.timedelta(hours=3))
+    call_command("gpmas", "retry", "--failed-since", "1h")
+    copies = EmailJob.objects.filter(status="queued")
+    assert [job.subject for job in copies] == ["recent"]
+    assert EmailJob.objects.get(pk=recent.pk).status == "failed"  # terminal stays terminal
+    assert "requeued 1 failed job(s)" in capsys.readouterr().out
+
+
+def test_retry_accepts_an_iso_time():
+    job = new_job()
+    fail(job, ago=dt.timedelta(days=2))
+    since = (timezone.now() - dt.timedelta(days=3)).date().isoformat()
+    call_command("gpmas", "retry", "--failed-since", since)
+    assert EmailJob.objects.filter(status="queued").count() == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("yesterday", "--failed-since: 'yesterday' is neither an ISO date/time nor an age"),
+        ("2999-01-01", "--failed-since: '2999-01-01' is in the future"),
+    ],
+)
+def test_retry_refuses_a_bad_time_with_one_line(value, message):
+    job = new_job()
+    fail(job, ago=dt.timedelta(minutes=1))
+    with pytest.raises(CommandError, match=message):
+        call_command("gpmas", "retry", "--failed-since", value)
+    assert not EmailJob.objects.filter(status="queued").exists()

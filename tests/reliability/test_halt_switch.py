@@ -134,3 +134,14 @@ def test_the_admin_header_shows_the_system_state(admin_client, providers):
     page = admin_client.get(reverse("admin:index")).content
     assert b"System: <strong>halted</strong>" in page
     assert b"All sending is halted: storm." in page
+
+
+def test_organizers_see_a_banner_while_halted_and_guests_do_not(client, organizer, providers):
+    client.force_login(organizer)
+    assert b'class="banner"' not in client.get(reverse("dashboard")).content
+    halt.system_halt(reason="provider incident", source="test")
+    page = client.get(reverse("dashboard")).content.decode()
+    assert "Email sending is halted." in page
+    assert "All sending is halted: provider incident." in page
+    client.logout()
+    assert "Email sending is" not in client.get(reverse("login")).content.decode()

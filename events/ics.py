@@ -1,0 +1,73 @@
+"""iCalendar objects for confirmations, updates and cancellations (RFC 5545, iTIP).
+
+Times are written in UTC: unambiguous for every client and needing no VTIMEZONE block; clients
+show them in their user's zone, the email text shows the event's own zone.
+"""
+
+import datetime as dt
+import email.utils
+
+from django.conf import settings
+from django.utils import timezone
+from icalendar import Calendar, vCalAddress
+from icalendar import Event as VEvent
+
+from events.models import Event
+
+REQUEST = "REQUEST"
+CANCEL = "CANCEL"
+
+
+def organizer_name(event: Event) -> str:
+    organizer = event.organizer
+    return organizer.get_full_name() or organizer.get_username()
+
+
+def organizer_address(event: Event) -> str:
+    return event.organizer.email or email.utils.parseaddr(settings.GPMAS_DEFAULT_FROM_EMAIL)[1]
+
+
+def event_calendar(
+    *,
+    event: Event,
+    uid: str,
+    method: str,
+    sequence: int,
+    attendee_email: str,
+    attendee_name: str = "",
+    party_size: int = 1,
+) -> str:
+    calendar = Calendar()
+    calendar.add("prodid", "-//GPMAS//Events//EN")
+    calendar.add("version", "2.0")
+    calendar.add("method", method)
+
+    entry = VEvent()
+    entry.add("uid", uid)
+    entry.add("dtstamp", timezone.now().astimezone(dt.UTC))
+    entry.add("dtstart", event.starts_at.astimezone(dt.UTC))
+    entry.add("dtend", event.ends_at.astimezone(dt.UTC))
+    entry.add("sequence", sequence)
+    entry.add("summary", event.title)
+    if event.description:
+        entry.add("description", event.description)
+    if event.location:
+        entry.add("location", event.location)
+    entry.add("status", "CANCELLED" if method == CANCEL else "CONFIRMED")
+
+    organizer = vCalAddress(f"mailto:{organizer_address(event)}")
+    organizer.params["cn"] = organizer_name(event)
+    entry.add("organizer", organizer)
+    attendee = vCalAddress(f"mailto:{attendee_email}")
+    if attendee_name:
+        attendee.params["cn"] = attendee_name
+    attendee.params["role"] = "REQ-PARTICIPANT"
+    if method == REQUEST:
+        attendee.params["partstat"] = "ACCEPTED"
+    attendee.params["rsvp"] = "FALSE"
+    if party_size > 1:
+        attendee.params["x-num-guests"] = str(party_size - 1)
+    entry.add("attendee", attendee)
+
+    calendar.add_component(entry)
+    return calendar.to_ical().decode()

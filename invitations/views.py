@@ -1,0 +1,291 @@
+"""Organizer pages for guests (invite, resend, revoke, export) and the guest's own page.
+
+The guest's link is opened by mail scanners too: GET only shows, and only a POST with a CSRF
+token changes anything. Every refusal is a page that says why, with the status that fits.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.text import slugify
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST, require_safe
+from django_ratelimit.core import is_ratelimited
+
+from events.ics import organizer_name
+from events.models import Event
+from events.responses import busy, problem
+from events.selectors import event_for_organizer
+from invitations import services
+from invitations.forms import AnswerForm, GuestListForm
+from invitations.guestlist import GuestList, guests_parse_csv
+from invitations.models import Invitation
+from invitations.selectors import guest_export_rows, live_emails
+from invitations.services import InvitationError
+from reliability.locks import LockBusy
+
+log = logging.getLogger(__name__)
+
+GONE_TITLES = {
+    "unknown": "Invitation not found",
+    "revoked": "Invitation withdrawn",
+    "replaced": "This link was replaced",
+    "event_deleted": "Event deleted",
+    "event_cancelled": "Event cancelled",
+    "event_ended": "Event over",
+    "deadline": "Answers are closed",
+    "full": "Not enough seats",
+    "conflict": "Busy, try again",
+    "closed": "Not possible",
+    "party_size": "Check your answer",
+}
+
+
+def limited(request: HttpRequest, group: str, rate_setting: str, key: str = "ip") -> bool:
+    """Count this request against a rate; True when over it. A cache outage lets it through:
+    the guest endpoints keep working on the database alone, like the rest of the site."""
+    try:
+        return is_ratelimited(
+            request,
+            group=group,
+            key=key,
+            rate=getattr(settings, rate_setting),
+            method="POST",
+            increment=True,
+        )
+    except Exception:  # Redis (the cache) unreachable
+        log.warning("rate limit %s not checked: cache unavailable", group, exc_info=True)
+        return False
+
+
+def too_many(request: HttpRequest, what: str = "answers from your address") -> HttpResponse:
+    return problem(
+        request,
+        "Too many requests",
+        f"Too many {what} in a short time. Nothing was changed: please wait and try again.",
+        429,
+    )
+
+
+# --- Organizer ---------------------------------------------------------------------------------
+
+
+@login_required
+def event_invite(request: HttpRequest, event_id: int) -> HttpResponse:
+    """Paste or upload, see a preview with counts and per-line errors, then confirm."""
+    event = event_for_organizer(request.user, event_id)
+    if event.is_cancelled:
+        messages.error(request, "Nobody can be invited to a cancelled event.")
+        return redirect("event_detail", event_id=event.pk)
+    if request.method == "POST" and request.POST.get("action") == "confirm":
+        return invite_confirm(request, event)
+    form = GuestListForm(request.POST or None, request.FILES or None)
+    preview = None
+    if request.method == "POST" and form.is_valid():
+        guest_list = form.guest_list
+        already = live_emails(event)
+        preview = {
+            "list": guest_list,
+            "new": [g for g in guest_list.guests if g.email not in already],
+            "already": [g for g in guest_list.guests if g.email in already],
+        }
+        preview["canonical"] = GuestList(guests=preview["new"]).canonical_csv()
+    status = 400 if form.errors else 200
+    limits = {
+        "lines": f"{settings.GPMAS_GUEST_LIST_MAX_LINES:,}",
+        "megabytes": f"{settings.GPMAS_GUEST_LIST_MAX_BYTES / 1024**2:.3g}",
+    }
+    context = {"event": event, "form": form, "preview": preview, "limits": limits}
+    return render(request, "invitations/invite.html", context, status=status)
+
+
+def invite_confirm(request: HttpRequest, event: Event) -> HttpResponse:
+    if limited(request, "invite", "GPMAS_INVITE_RATE_LIMIT", key="user"):
+        return too_many(request, "invitations sent")
+    guest_list = guests_parse_csv(request.POST.get("guests", "").encode(), sniff=False)
+    if guest_list.refused or guest_list.errors or not guest_list.guests:
+        return problem(
+            request,
+            "Guest list not accepted",
+            "The confirmed list was empty or changed on the way. Nothing was sent: please "
+            "preview the list again.",
+            400,
+        )
+    try:
+        report = services.invitations_invite(event=event, guests=guest_list.guests)
+    except InvitationError as exc:
+        return problem(request, "Not invited", str(exc), exc.status)
+    text = f"{len(report.invited)} invitation(s) are on their way."
+    if report.already_invited:
+        text += (
+            f" {len(report.already_invited)} guest(s) had been invited already and were skipped."
+        )
+    messages.success(request, text)
+    return redirect("event_detail", event_id=event.pk)
+
+
+def back_to_event(request: HttpRequest, event_id: int) -> HttpResponse:
+    """Back to the guest list, keeping its filters; only ever to that page of this site."""
+    page = reverse("event_detail", args=[event_id])
+    wanted = request.POST.get("next", "")
+    safe = url_has_allowed_host_and_scheme(wanted, allowed_hosts={request.get_host()})
+    return redirect(wanted if safe and wanted.startswith(page) else page)
+
+
+def organizer_invitation(request: HttpRequest, event_id: int, invitation_id: int) -> Invitation:
+    event = event_for_organizer(request.user, event_id)
+    return get_object_or_404(Invitation, pk=invitation_id, event=event)
+
+
+@login_required
+@require_POST
+def invitation_resend(request: HttpRequest, event_id: int, invitation_id: int) -> HttpResponse:
+    invitation = organizer_invitation(request, event_id, invitation_id)
+    if limited(request, "invite", "GPMAS_INVITE_RATE_LIMIT", key="user"):
+        return too_many(request, "invitations sent")
+    try:
+        services.invitation_resend(invitation=invitation)
+    except InvitationError as exc:
+        return problem(request, "Not resent", str(exc), exc.status)
+    messages.success(request, f"A new invitation link is on its way to {invitation.email}.")
+    return back_to_event(request, event_id)
+
+
+@login_required
+@require_POST
+def invitation_revoke(request: HttpRequest, event_id: int, invitation_id: int) -> HttpResponse:
+    invitation = organizer_invitation(request, event_id, invitation_id)
+    try:
+        services.invitation_revoke(invitation=invitation)
+    except InvitationError as exc:
+        return problem(request, "Not revoked", str(exc), exc.status)
+    messages.success(request, f"The invitation of {invitation.email} was revoked.")
+    return back_to_event(request, event_id)
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def spreadsheet_safe(value: str) -> str:
+    """Spreadsheets run a cell that starts with = + - @ as a formula: quote it."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+@login_required
+def guests_csv(request: HttpRequest, event_id: int) -> HttpResponse:
+    event = event_for_organizer(request.user, event_id)
+    writer = csv.writer(_Echo())
+    rows = (
+        writer.writerow([spreadsheet_safe(cell) for cell in row])
+        for row in guest_export_rows(event)
+    )
+    response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
+    filename = f"guests-{event.pk}-{slugify(event.title)[:40] or 'event'}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+# --- Guest -------------------------------------------------------------------------------------
+
+
+def guest_problem(request: HttpRequest, exc: InvitationError) -> HttpResponse:
+    response = render(
+        request,
+        "invitations/guest_problem.html",
+        {"title": GONE_TITLES.get(exc.reason, "Not possible"), "message": str(exc)},
+        status=exc.status,
+    )
+    response["X-Robots-Tag"] = "noindex"
+    return response
+
+
+def guest_page(
+    request: HttpRequest, token: str, invitation: Invitation, *, form=None, status: int = 200
+) -> HttpResponse:
+    event = invitation.event
+    context = {
+        "token": token,
+        "invitation": invitation,
+        "event": event,
+        "organizer_name": organizer_name(event),
+        "form": form
+        or AnswerForm(
+            max_party_size=event.max_party_size,
+            initial={"party_size": invitation.party_size},
+        ),
+        "answers_open": event.answers_open(),
+        "position": services.waitlist_position(invitation)
+        if invitation.rsvp == Invitation.Rsvp.WAITLISTED
+        else 0,
+    }
+    response = render(request, "invitations/guest_invitation.html", context, status=status)
+    response["X-Robots-Tag"] = "noindex"
+    return response
+
+
+@never_cache
+@require_safe
+def guest_invitation(request: HttpRequest, token: str) -> HttpResponse:
+    """Show the event and the current answer. Changes nothing, whatever opens it."""
+    try:
+        invitation = services.invitation_by_token(token)
+        services.event_check_open(invitation.event)
+    except InvitationError as exc:
+        return guest_problem(request, exc)
+    return guest_page(request, token, invitation)
+
+
+@never_cache
+@require_POST
+def guest_accept(request: HttpRequest, token: str) -> HttpResponse:
+    if limited(request, "guest-answer", "GPMAS_GUEST_RATE_LIMIT"):
+        return too_many(request)
+    try:
+        invitation = services.invitation_by_token(token)
+    except InvitationError as exc:
+        return guest_problem(request, exc)
+    form = AnswerForm(request.POST, max_party_size=invitation.event.max_party_size)
+    if not form.is_valid():
+        return guest_page(request, token, invitation, form=form, status=400)
+    try:
+        answer = services.invitation_accept(token=token, party_size=form.cleaned_data["party_size"])
+    except InvitationError as exc:
+        return guest_problem(request, exc)
+    except LockBusy:
+        return busy(request)
+    messages.success(request, ANSWER_MESSAGES[answer.outcome])
+    return redirect("guest_invitation", token=token)
+
+
+@never_cache
+@require_POST
+def guest_decline(request: HttpRequest, token: str) -> HttpResponse:
+    if limited(request, "guest-answer", "GPMAS_GUEST_RATE_LIMIT"):
+        return too_many(request)
+    try:
+        answer = services.invitation_decline(token=token)
+    except InvitationError as exc:
+        return guest_problem(request, exc)
+    except LockBusy:
+        return busy(request)
+    messages.success(request, ANSWER_MESSAGES[answer.outcome])
+    return redirect("guest_invitation", token=token)
+
+
+ANSWER_MESSAGES = {
+    "accepted": "Thank you: you're going. A confirmation with a calendar invitation is on its way.",
+    "waitlisted": "The event is full: you're on the waitlist. We'll email you if a seat frees up.",
+    "declined": "Thank you for letting us know: you declined.",
+    "unchanged": "Your answer was already saved; nothing changed.",
+}
