@@ -39,9 +39,9 @@ class DrainReport:
 
 
 def publish_send_jobs(job_ids: list[int]) -> None:
-    from delivery.tasks import send_jobs
+    from delivery.tasks import publish_or_fail_fast, send_jobs
 
-    send_jobs.apply_async(args=[job_ids], retry=False)
+    publish_or_fail_fast(send_jobs, job_ids)
 
 
 def outbox_drain(*, publish: Callable[[list[int]], None] = publish_send_jobs) -> DrainReport:

@@ -143,10 +143,10 @@ def email_jobs_retry_now(*, job_ids: Sequence[int]) -> int:
 
 def nudge_drain() -> None:
     """Ask for a drain now. Best effort: the periodic drain finds the jobs anyway."""
-    from delivery.tasks import drain
+    from delivery.tasks import drain, publish_or_fail_fast
 
     try:
-        drain.apply_async(retry=False)
+        publish_or_fail_fast(drain)
     except Exception:  # broker down: the beat-driven drain picks the jobs up later
         log.warning("could not nudge the drain; the periodic drain will send the jobs")
 

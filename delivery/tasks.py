@@ -1,6 +1,6 @@
 """Celery tasks: take ids, call one service, hold no logic (DESIGN.md §2)."""
 
-from celery import shared_task
+from celery import Task, current_app, shared_task
 
 from delivery import dispatch, sending
 
@@ -13,3 +13,15 @@ def drain() -> None:
 @shared_task(name="gpmas.delivery.send_jobs", ignore_result=True)
 def send_jobs(job_ids: list[int]) -> None:
     sending.jobs_send(job_ids=job_ids)
+
+
+def publish_or_fail_fast(task: Task, *args) -> None:
+    """Publish at once or raise: no connection retries.
+
+    Celery's producer retries a refused broker connection for seconds; a web request that
+    nudges the drain must not hang that long when Redis is down (the outbox row is already
+    committed, and the periodic drain finds it).
+    """
+    with current_app.connection_for_write() as connection:
+        connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
+        task.apply_async(args=args or None, connection=connection, retry=False)

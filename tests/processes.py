@@ -224,3 +224,31 @@ class WebServer:
             os.killpg(self.process.pid, signal.SIGTERM)
             self.process.wait(10)
             self._log.close()
+
+
+class CeleryBeat:
+    """Celery beat (the periodic drain) on its own schedule file."""
+
+    def __init__(self, log_dir: Path, **env: str) -> None:
+        self.env = process_environment(**env)
+        self.log_path = log_dir / "beat.log"
+        self.schedule = log_dir / "beat-schedule"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 30) -> CeleryBeat:
+        self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "gpmas", "beat", "--loglevel=INFO",
+             f"--schedule={self.schedule}"],
+            cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        wait_for(lambda: "beat: Starting" in self.log_path.read_text(errors="replace"),
+                 timeout=timeout, message="beat to start")  # fmt: skip
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+            self._log.close()

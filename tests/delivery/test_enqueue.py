@@ -100,3 +100,23 @@ def test_bulk_enqueue_with_one_bad_draft_writes_nothing():
     with pytest.raises(ValidationError):
         email_enqueue_bulk(batch)
     assert EmailJob.objects.count() == 0
+
+
+def test_a_nudge_with_the_broker_down_fails_fast_and_keeps_the_job(caplog):
+    import time
+
+    from delivery.services import nudge_drain
+    from gpmas.celery import app
+
+    original = app.conf.broker_url
+    app.conf.broker_url = "redis://127.0.0.1:1/0"
+    try:
+        job = enqueue()
+        started = time.monotonic()
+        nudge_drain()
+        elapsed = time.monotonic() - started
+    finally:
+        app.conf.broker_url = original
+    assert elapsed < 1.0  # Celery's own retries would hold a web request for seconds
+    assert "could not nudge the drain" in caplog.text
+    assert EmailJob.objects.filter(pk=job.pk, status="queued").exists()
