@@ -123,3 +123,23 @@ def test_a_pinned_job_waits_when_its_provider_fails(providers, clean_sandbox):
     job = new_job(pinned_provider=providers["smtp"])
     assert job_send(job_id=job.pk) == Status.RETRYING
     assert clean_sandbox.inbox.messages() == []
+
+
+def test_with_every_provider_open_no_call_is_made_until_the_first_reopens(
+    providers, clean_sandbox
+):
+    from delivery import provider_state
+
+    now = provider_state.now()
+    for provider in Provider.objects.all():
+        provider_state.record_outcome(provider, "provider_error", at=now)
+    first_back = min(
+        provider_state.read_views(list(Provider.objects.all()), at=now)[p.pk].open_until
+        for p in Provider.objects.all()
+    )
+    job = new_job()
+    assert job_send(job_id=job.pk) == Status.QUEUED
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == (Status.QUEUED, 0)
+    assert job.next_attempt_at.timestamp() == pytest.approx(first_back, abs=0.01)
+    assert all(s["calls"] == 0 for s in clean_sandbox.inbox.stats().values())
