@@ -125,9 +125,7 @@ def test_a_pinned_job_waits_when_its_provider_fails(providers, clean_sandbox):
     assert clean_sandbox.inbox.messages() == []
 
 
-def test_with_every_provider_open_no_call_is_made_until_the_first_reopens(
-    providers, clean_sandbox
-):
+def test_with_every_provider_open_no_call_is_made_until_the_first_reopens(providers, clean_sandbox):
     from delivery import provider_state
 
     now = provider_state.now()
