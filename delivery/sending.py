@@ -128,7 +128,7 @@ def _try_providers(job: EmailJob) -> str:
         record(job, provider, started, clock, error.error_class, error)
         note_outcome(provider, error, probe=grant.probe)
         if error.error_class != ErrorClass.UNKNOWN:
-            provider_state.refund(provider, at=provider_state.now())  # it did not take it
+            refund_quota(provider)  # it did not take the message
         if error.error_class == ErrorClass.RECIPIENT_REJECTED:
             outbox.mark_failed(job, error=f"{provider.name}: {error}")
             return EmailJob.Status.FAILED
@@ -139,6 +139,13 @@ def _try_providers(job: EmailJob) -> str:
     return outbox.schedule_retry(
         job, error=summarize(failures), retry_after=common_retry_after(failures)
     )
+
+
+def refund_quota(provider: Provider) -> None:
+    try:
+        provider_state.refund(provider, at=provider_state.now())
+    except redis.RedisError:  # the count errs on the safe side: one recipient too many
+        log.warning("could not refund quota of provider %s", provider.name)
 
 
 def note_outcome(provider: Provider, error: SendError | None, *, probe: bool) -> None:
