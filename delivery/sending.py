@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import redis
 from celery.exceptions import SoftTimeLimitExceeded
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from delivery import outbox, provider_state, ranking
@@ -20,8 +20,10 @@ from reliability.halt import is_halted
 
 log = logging.getLogger(__name__)
 Outcome = DeliveryAttempt.Outcome
-REDIS_DOWN_RETRY = dt.timedelta(seconds=30)
+# Redis carries the broker too: while it is down no job moves, so retrying soon costs nothing.
+REDIS_DOWN_RETRY = dt.timedelta(seconds=5)
 BUSY_RETRY = dt.timedelta(seconds=1)
+SENT_WRITE_TRIES = 3
 
 # Adapters live as long as the worker process, keyed by the provider row's version, so HTTP
 # sessions are reused; connections that must not idle (SMTP) are closed after each batch.
@@ -120,9 +122,7 @@ def _try_providers(job: EmailJob) -> str:
             log.exception("provider %s raised unexpectedly", provider.name)
             error = SendError(ErrorClass.UNKNOWN, f"{type(exc).__name__}: {exc}", code="adapter")
         else:
-            with transaction.atomic():
-                record(job, provider, started, clock, Outcome.ACCEPTED)
-                outbox.mark_sent(job, provider=provider, message_id=message_id)
+            record_sent(job, provider, started, clock, message_id)
             note_outcome(provider, None, probe=grant.probe)
             return EmailJob.Status.SENT
         record(job, provider, started, clock, error.error_class, error)
@@ -139,6 +139,25 @@ def _try_providers(job: EmailJob) -> str:
     return outbox.schedule_retry(
         job, error=summarize(failures), retry_after=common_retry_after(failures)
     )
+
+
+def record_sent(job, provider, started, clock, message_id: str) -> None:
+    """Write down an acceptance, reconnecting if the database connection just dropped.
+
+    The provider has the message: losing this write would send it again after the lease. The
+    write is safe to repeat, because mark_sent only matches the attempt this worker claimed.
+    """
+    for try_number in range(1, SENT_WRITE_TRIES + 1):
+        try:
+            with transaction.atomic():
+                record(job, provider, started, clock, Outcome.ACCEPTED)
+                outbox.mark_sent(job, provider=provider, message_id=message_id)
+            return
+        except (OperationalError, InterfaceError):
+            if try_number == SENT_WRITE_TRIES:
+                raise
+            log.warning("database connection lost recording job %s as sent; retrying", job.pk)
+            connection.close()
 
 
 def refund_quota(provider: Provider) -> None:

@@ -185,7 +185,11 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
-CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# Celery's safe default cancels running late-ack tasks when the broker connection drops, so the
+# redelivered message cannot run twice. Here running twice is harmless (the job claim is a
+# conditional UPDATE) while cancelling is not: a send cancelled after the provider accepted is
+# sent again once its lease runs out. Measured by tests/chaos (Redis killed mid-stream).
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Time limits stay below the job lease, and the lease below the broker's visibility timeout, so a

@@ -1,7 +1,0 @@
-from tests.delivery.conftest import (  # noqa: F401 - shared fixtures
-    clean_sandbox,
-    providers,
-    providers_in_fixed_order,
-    sandbox,
-    sandbox_env,
-)
