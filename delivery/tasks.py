@@ -1,6 +1,6 @@
 """Celery tasks: take ids, call one service, hold no logic (DESIGN.md §2)."""
 
-from celery import Task, current_app, shared_task
+from celery import Task, shared_task
 
 from delivery import dispatch, sending
 
@@ -22,6 +22,6 @@ def publish_or_fail_fast(task: Task, *args) -> None:
     nudges the drain must not hang that long when Redis is down (the outbox row is already
     committed, and the periodic drain finds it).
     """
-    with current_app.connection_for_write() as connection:
+    with task.app.connection_for_write() as connection:
         connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
         task.apply_async(args=args or None, connection=connection, retry=False)

@@ -237,6 +237,7 @@ class Stack:
         if self._celery is None:
             self._celery = Celery(
                 "gpmas-chaos",
+                set_as_current=False,  # the test process's own app must stay the current one
                 broker=self.redis.url,
                 broker_transport_options=dict(settings.CELERY_BROKER_TRANSPORT_OPTIONS),
             )
