@@ -43,6 +43,15 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+_NUMERIC_TEXT_FIELDS = (
+    ("status", int),
+    ("error_rate", float),
+    ("latency_ms", int),
+    ("hang_seconds", float),
+    ("retry_after", int),
+)
+
+
 @dataclass(frozen=True)
 class Fault:
     status: int | None = None
@@ -113,6 +122,25 @@ class Fault:
             if isinstance(value, float) and value.is_integer():
                 values[name] = int(value)
         return cls(**values)
+
+    @classmethod
+    def from_text(cls, text: Mapping[str, str | None], *, hang: bool, outage: bool) -> Fault:
+        """Build a fault from text fields (a form, command-line flags); blank ones are unset.
+
+        ValueError names the offending field.
+        """
+        values: dict[str, Any] = {"hang": hang, "outage": outage}
+        for name, convert in _NUMERIC_TEXT_FIELDS:
+            raw = (text.get(name) or "").strip()
+            if raw:
+                try:
+                    values[name] = convert(raw)
+                except ValueError:
+                    raise ValueError(f"{name} must be a number, not {raw!r}") from None
+        code = (text.get("code") or "").strip()
+        if code:
+            values["code"] = code
+        return cls.from_dict(values)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

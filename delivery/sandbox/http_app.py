@@ -200,26 +200,10 @@ class App:
         if form.get("action") == "clear":
             self.faults.clear(provider)
             return
-        values: dict[str, Any] = {}
-        for name, convert in (
-            ("status", int),
-            ("error_rate", float),
-            ("latency_ms", int),
-            ("hang_seconds", float),
-            ("retry_after", int),
-        ):
-            raw = (form.get(name) or "").strip()
-            if raw:
-                try:
-                    values[name] = convert(raw)
-                except ValueError:
-                    raise ValueError(f"{name}: {raw!r} is not a number") from None
-        code = (form.get("code") or "").strip()
-        if code:
-            values["code"] = code
-        values["hang"] = form.get("hang") is not None
-        values["outage"] = form.get("outage") is not None
-        self.faults.set(provider, Fault.from_dict(values))
+        fault = Fault.from_text(
+            form, hang=form.get("hang") is not None, outage=form.get("outage") is not None
+        )
+        self.faults.set(provider, fault)
 
 
 def _html(status: int, html: str) -> Response:

@@ -28,13 +28,19 @@ def sent(job_ids: list[int]) -> int:
     return EmailJob.objects.filter(pk__in=job_ids, status="sent").count()
 
 
-def test_pool_children_killed_mid_send_again_and_again_lose_nothing(start_stack, clean_sandbox):
-    slow_providers(clean_sandbox)
-    stack = start_stack("kill-child")
+def flowing_stream(start_stack, emulators, name: str, **stack_options):
+    """Start a scenario's stack and a stream of jobs through slowed providers; return once mail
+    flows, with the time the fault begins."""
+    slow_providers(emulators)
+    stack = start_stack(name, **stack_options)
     job_ids = enqueue_jobs(scaled(150))
     stack.nudge()
     wait_for(lambda: sent(job_ids) >= 5, timeout=30, message="the stream to flow")
-    fault_start = time.time()
+    return stack, job_ids, time.time()
+
+
+def test_pool_children_killed_mid_send_again_and_again_lose_nothing(start_stack, clean_sandbox):
+    stack, job_ids, fault_start = flowing_stream(start_stack, clean_sandbox, "kill-child")
 
     def kill_one_child() -> None:
         with contextlib.suppress(AssertionError, ProcessLookupError):  # pool between children
@@ -61,12 +67,7 @@ def test_pool_children_killed_mid_send_again_and_again_lose_nothing(start_stack,
 
 
 def test_a_worker_main_process_killed_and_started_again_loses_nothing(start_stack, clean_sandbox):
-    slow_providers(clean_sandbox)
-    stack = start_stack("kill-main")
-    job_ids = enqueue_jobs(scaled(150))
-    stack.nudge()
-    wait_for(lambda: sent(job_ids) >= 5, timeout=30, message="the stream to flow")
-    fault_start = time.time()
+    stack, job_ids, fault_start = flowing_stream(start_stack, clean_sandbox, "kill-main")
     rounds = max(1, int(SCALE))
     for round_ in range(rounds):
         index = round_ % 2
@@ -87,12 +88,12 @@ def test_a_worker_main_process_killed_and_started_again_loses_nothing(start_stac
 
 @pytest.mark.parametrize("appendonly", [True, False], ids=["aof", "no-aof"])
 def test_redis_killed_and_restarted_loses_nothing(start_stack, clean_sandbox, appendonly):
-    slow_providers(clean_sandbox)
-    stack = start_stack(f"redis-{'aof' if appendonly else 'noaof'}", appendonly=appendonly)
-    job_ids = enqueue_jobs(scaled(150))
-    stack.nudge()
-    wait_for(lambda: sent(job_ids) >= 5, timeout=30, message="the stream to flow")
-    fault_start = time.time()
+    stack, job_ids, fault_start = flowing_stream(
+        start_stack,
+        clean_sandbox,
+        f"redis-{'aof' if appendonly else 'noaof'}",
+        appendonly=appendonly,
+    )
     for _ in range(max(1, int(SCALE // 4))):
         stack.redis.kill()  # kill -9: broker, locks and provider state gone at once
         time.sleep(3)
@@ -111,12 +112,7 @@ def test_redis_killed_and_restarted_loses_nothing(start_stack, clean_sandbox, ap
 
 
 def test_database_connections_dropped_under_load_lose_nothing(start_stack, clean_sandbox):
-    slow_providers(clean_sandbox)
-    stack = start_stack("pg-terminate")
-    job_ids = enqueue_jobs(scaled(150))
-    stack.nudge()
-    wait_for(lambda: sent(job_ids) >= 5, timeout=30, message="the stream to flow")
-    fault_start = time.time()
+    stack, job_ids, fault_start = flowing_stream(start_stack, clean_sandbox, "pg-terminate")
     terminated: list[int] = []
 
     def drop_connections() -> None:

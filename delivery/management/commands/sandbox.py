@@ -12,6 +12,7 @@ Ports and credentials come from the SANDBOX_* settings (DESIGN.md §8).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import threading
@@ -32,6 +33,14 @@ def _setting(name: str, default: Any) -> Any:
 
 def _default_url() -> str:
     return f"http://127.0.0.1:{_setting('SANDBOX_HTTP_PORT', 8025)}"
+
+
+def as_flag(message: str) -> str:
+    """``error_rate must be …`` -> ``--error-rate must be …``: name the flag the user typed."""
+    field, _, rest = message.partition(" ")
+    if field in {f.name for f in dataclasses.fields(Fault)}:
+        return f"--{field.replace('_', '-')} {rest}"
+    return message
 
 
 class Command(BaseCommand):
@@ -122,29 +131,12 @@ class Command(BaseCommand):
     def _fault(self, client: SandboxClient, options: dict[str, Any]) -> None:
         provider = options["provider"]
         self._check_provider(provider)
-        values: dict[str, Any] = {}
-        for name, convert in (
-            ("status", int),
-            ("error_rate", float),
-            ("latency_ms", int),
-            ("hang_seconds", float),
-            ("retry_after", int),
-        ):
-            raw = options.get(name)
-            if raw is not None:
-                try:
-                    values[name] = convert(raw)
-                except ValueError:
-                    flag = "--" + name.replace("_", "-")
-                    raise CommandError(f"{flag} must be a number, not {raw!r}") from None
-        if options.get("code"):
-            values["code"] = options["code"]
-        values["hang"] = bool(options.get("hang"))
-        values["outage"] = bool(options.get("outage"))
         try:
-            fault = Fault.from_dict(values)
+            fault = Fault.from_text(
+                options, hang=bool(options.get("hang")), outage=bool(options.get("outage"))
+            )
         except ValueError as exc:
-            raise CommandError(str(exc).replace("_", "-")) from None
+            raise CommandError(as_flag(str(exc))) from None
         stored = client.set_fault(provider, **fault.to_dict())
         shown = ", ".join(f"{k}={v}" for k, v in stored.items() if v != getattr(Fault(), k))
         self.stdout.write(f"{provider}: {shown or 'no fault'}")
