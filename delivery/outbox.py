@@ -9,14 +9,18 @@ reconciled and the job claimed again, the first worker's late update matches not
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from delivery.models import DeliveryAttempt, EmailJob, Provider
+from reliability.halt import is_halted
+from reliability.models import SystemControl
 from reliability.retry import backoff_delay
 
 Status = EmailJob.Status
@@ -32,16 +36,32 @@ def due_jobs(now: dt.datetime) -> QuerySet[EmailJob]:
 
 def claim(job_id: int, *, now: dt.datetime | None = None) -> EmailJob | None:
     """queued/retrying -> sending, counting an attempt. None: not due, or someone else has it."""
+    claimed = claim_many([job_id], now=now)
+    return claimed[0] if claimed else None
+
+
+def claim_many(job_ids: Iterable[int], *, now: dt.datetime | None = None) -> list[EmailJob]:
+    """Claim every job of ``job_ids`` that is due and free, in one transaction; in id order.
+
+    The row locks are taken with SKIP LOCKED: a job another worker is claiming right now is
+    simply not ours, and nobody waits for anybody.
+    """
     now = now or timezone.now()
     lease = dt.timedelta(seconds=settings.GPMAS_JOB_LEASE_SECONDS)
-    claimed = (
-        due_jobs(now)
-        .filter(pk=job_id)
-        .update(status=Status.SENDING, attempts=F("attempts") + 1, lease_expires_at=now + lease)
-    )
-    if not claimed:
-        return None
-    return EmailJob.objects.select_related("pinned_provider").get(pk=job_id)
+    with transaction.atomic():
+        free = list(
+            due_jobs(now)
+            .filter(pk__in=list(job_ids))
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)
+        )
+        if not free:
+            return []
+        EmailJob.objects.filter(pk__in=free).update(
+            status=Status.SENDING, attempts=F("attempts") + 1, lease_expires_at=now + lease
+        )
+    claimed = EmailJob.objects.select_related("pinned_provider").filter(pk__in=free)
+    return list(claimed.order_by("pk"))
 
 
 def _held(job: EmailJob) -> QuerySet[EmailJob]:
@@ -59,6 +79,99 @@ def mark_sent(job: EmailJob, *, provider: Provider, message_id: str) -> bool:
             last_error="",
         )
     )
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A provider took a job's message: the attempt to append and the id it gave."""
+
+    job: EmailJob
+    provider: Provider
+    message_id: str
+    started_at: dt.datetime
+    duration_ms: int
+
+
+def record_accepted(accepted: Accepted) -> bool:
+    """Append the accepted attempt and mark the job sent, atomically; then read the halt switch.
+
+    Returns whether sending is halted now, as read after the write: the send path uses that
+    reading as its check before the next provider call, instead of a query of its own. On
+    PostgreSQL all of it is one statement, one round trip (this runs once per message); other
+    databases get the same effect from a transaction and a second query.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_accepted_sql(), _accepted_params(accepted, timezone.now()))
+            return cursor.fetchone()[0]
+    with transaction.atomic():
+        DeliveryAttempt.objects.create(
+            job=accepted.job,
+            provider=accepted.provider,
+            started_at=accepted.started_at,
+            duration_ms=accepted.duration_ms,
+            outcome=DeliveryAttempt.Outcome.ACCEPTED,
+        )
+        mark_sent(accepted.job, provider=accepted.provider, message_id=accepted.message_id)
+    return is_halted()
+
+
+def record_accepted_together(accepted: list[Accepted]) -> bool:
+    """``record_accepted`` for the jobs of one batch call: a handful of queries for them all."""
+    now = timezone.now()
+    with transaction.atomic():
+        DeliveryAttempt.objects.bulk_create(
+            DeliveryAttempt(
+                job=a.job,
+                provider=a.provider,
+                started_at=a.started_at,
+                duration_ms=a.duration_ms,
+                outcome=DeliveryAttempt.Outcome.ACCEPTED,
+            )
+            for a in accepted
+        )
+        _held_all(a.job for a in accepted).update(
+            status=Status.SENT,
+            provider=accepted[0].provider,
+            provider_message_id=accepted[0].message_id[:255],
+            lease_expires_at=None,
+            finished_at=now,
+            last_error="",
+        )
+    return is_halted()
+
+
+@functools.cache
+def _accepted_sql() -> str:
+    attempt, job = DeliveryAttempt._meta, EmailJob._meta
+    return f"""
+        WITH attempt AS (
+            INSERT INTO {attempt.db_table} ({", ".join(_columns(attempt, ACCEPTED_ATTEMPT))})
+            VALUES ({", ".join(["%s"] * len(ACCEPTED_ATTEMPT))})
+        ), job AS (
+            UPDATE {job.db_table} SET {", ".join(f"{c} = %s" for c in _columns(job, SENT))}
+            WHERE id = %s AND status = %s AND attempts = %s
+        )
+        SELECT EXISTS (SELECT 1 FROM {SystemControl._meta.db_table} WHERE id = 1 AND halted)
+    """
+
+
+ACCEPTED_ATTEMPT = ("job", "provider", "started_at", "duration_ms", "outcome", "error_code",
+                    "error_message")  # fmt: skip
+SENT = ("status", "provider", "provider_message_id", "lease_expires_at", "finished_at",
+        "last_error")  # fmt: skip
+
+
+def _columns(meta, names: tuple[str, ...]) -> list[str]:
+    return [connection.ops.quote_name(meta.get_field(name).column) for name in names]
+
+
+def _accepted_params(accepted: Accepted, now: dt.datetime) -> list:
+    job, provider = accepted.job, accepted.provider
+    attempt = [job.pk, provider.pk, accepted.started_at, accepted.duration_ms,
+               DeliveryAttempt.Outcome.ACCEPTED, "", ""]  # fmt: skip
+    sent = [Status.SENT, provider.pk, accepted.message_id[:255], None, now, ""]
+    return [*attempt, *sent, job.pk, Status.SENDING, job.attempts]
 
 
 def mark_failed(job: EmailJob, *, error: str) -> bool:
@@ -108,15 +221,26 @@ def schedule_retry(job: EmailJob, *, error: str, retry_after: float | None = Non
 
 def release(job: EmailJob, *, due_at: dt.datetime, reason: str) -> bool:
     """sending -> queued without counting the attempt: nothing was tried (halt, no provider)."""
-    return bool(
-        _held(job).update(
-            status=Status.QUEUED,
-            attempts=F("attempts") - 1,
-            next_attempt_at=due_at,
-            lease_expires_at=None,
-            dispatched_at=None,
-            last_error=reason,
-        )
+    return bool(release_many([job], due_at=due_at, reason=reason))
+
+
+def _held_all(jobs: Iterable[EmailJob]) -> QuerySet[EmailJob]:
+    """``_held`` for many jobs at once."""
+    held = Q(pk__in=[])
+    for job in jobs:
+        held |= Q(pk=job.pk, attempts=job.attempts)
+    return EmailJob.objects.filter(held, status=Status.SENDING)
+
+
+def release_many(jobs: Iterable[EmailJob], *, due_at: dt.datetime, reason: str) -> int:
+    """``release`` for the claimed jobs of a batch that were not tried, in one UPDATE."""
+    return _held_all(jobs).update(
+        status=Status.QUEUED,
+        attempts=F("attempts") - 1,
+        next_attempt_at=due_at,
+        lease_expires_at=None,
+        dispatched_at=None,
+        last_error=reason,
     )
 
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import time
+from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
 from celery.exceptions import SoftTimeLimitExceeded
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.utils import timezone
 
 from delivery import outbox, provider_state, ranking
@@ -24,9 +28,10 @@ Outcome = DeliveryAttempt.Outcome
 REDIS_DOWN_RETRY = dt.timedelta(seconds=5)
 BUSY_RETRY = dt.timedelta(seconds=1)
 SENT_WRITE_TRIES = 3
+HALTED = "halted"
 
-# Adapters live as long as the worker process, keyed by the provider row's version, so HTTP
-# sessions are reused; connections that must not idle (SMTP) are closed after each batch.
+# Adapters live as long as the worker process, keyed by the provider row's version, so their
+# connections (SMTP sessions, HTTP keep-alive) are reused from one batch to the next.
 _adapters: dict[tuple[int, float], Adapter] = {}
 
 
@@ -62,67 +67,177 @@ class Tried:
     error: SendError
 
 
-def jobs_send(*, job_ids: list[int]) -> None:
+def jobs_send(*, job_ids: list[int]) -> dict[int, str]:
+    """Send a batch: one halt check, one claim and one read of the provider rows for it all.
+
+    Returns the status each job was left in ("halted" or "not-claimed" for jobs not claimed).
+    Claimed jobs whose turn does not come (halt, Redis down, the batch ran out of time) go back
+    to the queue without counting an attempt.
+    """
+    if is_halted():
+        # Not claimed: the jobs wait, and the drain that runs on resume publishes them again.
+        outbox.clear_dispatched(job_ids)
+        return dict.fromkeys(job_ids, HALTED)
+    results = dict.fromkeys(job_ids, "not-claimed")
+    untried = deque(outbox.claim_many(job_ids))
+    if not untried:
+        return results
+    switch = HaltSwitch()
+    providers = list(Provider.objects.filter(enabled=True))
+    # Stop well inside the lease: past it, the reconciler may have handed a job to another worker.
+    stop_at = time.monotonic() + settings.GPMAS_JOB_LEASE_SECONDS / 2
+    due_again, reason = timezone.now(), "the batch ended before its turn"
     try:
-        for job_id in job_ids:
-            job_send(job_id=job_id)
+        _send_together(untried, providers, switch, results)
+        while untried and time.monotonic() < stop_at:
+            job = untried[0]
+            try:
+                status = _try_providers(job, providers, switch)
+            except redis.RedisError as exc:
+                # Provider state, quotas and probes live in Redis; without them no call is safe.
+                log.warning("%d job(s) wait: provider state unavailable (%s)", len(untried), exc)
+                due_again, reason = timezone.now() + REDIS_DOWN_RETRY, "Redis unavailable"
+                break
+            untried.popleft()
+            results[job.pk] = status
+            if status == HALTED:
+                break
     finally:
-        close_adapters()
+        _put_back(untried, due_at=due_again, reason=reason)
+    return results
+
+
+def _send_together(jobs: deque[EmailJob], providers, switch: HaltSwitch, results: dict) -> None:
+    """Send the jobs that can share a call in one call per group, when the provider ranked first
+    for this batch has a batch API (SendGrid's personalizations). Jobs sent are taken out of
+    ``jobs``; the rest, and the jobs of a call that failed, go one by one after this.
+    """
+    free = [job for job in jobs if job.pinned_provider is None]
+    if len(free) < 2:
+        return
+    selection = ranking.select(providers)
+    if not selection.providers:
+        return
+    provider = selection.providers[0]
+    if selection.views[provider.pk].circuit != provider_state.CLOSED:
+        return  # a recovering provider's probe is one message
+    try:
+        adapter = adapter_for(provider)
+    except ProviderConfigError:
+        return
+    if adapter.max_batch < 2:
+        return
+    groups = defaultdict(list)
+    for job in free:
+        message = message_for(job)
+        key = adapter.batch_key(message)
+        if key is not None:
+            groups[key].append((job, message))
+    for group in groups.values():
+        for start in range(0, len(group), adapter.max_batch):
+            chunk = group[start : start + adapter.max_batch]
+            if len(chunk) < 2 or not _send_chunk(provider, chunk, switch):
+                continue
+            for job, _ in chunk:
+                jobs.remove(job)
+                results[job.pk] = EmailJob.Status.SENT
+
+
+def _send_chunk(provider: Provider, chunk: list[tuple[EmailJob, OutgoingMessage]],
+                switch: HaltSwitch) -> bool:  # fmt: skip
+    """One batch call for ``chunk``. False: nothing was sent (halt, no quota, the call failed)."""
+    if switch.halted():
+        return False
+    jobs = [job for job, _ in chunk]
+    grant = provider_state.reserve(provider, at=provider_state.now(), recipients=len(jobs))
+    if not grant.ok:
+        return False
+    messages = [message for _, message in chunk]
+    started, clock = timezone.now(), time.monotonic()
+    try:
+        message_id, error = _call(provider, lambda adapter: adapter.send_batch(messages))
+    except SoftTimeLimitExceeded:
+        _timed_out(jobs, provider, started, clock, probe=grant.probe)
+        raise
+    if error is None:
+        accepted = [outbox.Accepted(job, provider, message_id, started, _elapsed_ms(clock))
+                    for job in jobs]  # fmt: skip
+        write = functools.partial(outbox.record_accepted_together, accepted)
+        switch.leave(record_sent(write, job_ids=[job.pk for job in jobs]))
+        note_outcome(provider, None, probe=grant.probe)
+        return True
+    for job in jobs:
+        record(job, provider, started, clock, error.error_class, error)
+    note_outcome(provider, error, probe=grant.probe)
+    if error.error_class != ErrorClass.UNKNOWN:
+        refund_quota(provider, len(jobs))
+    return False
+
+
+def _put_back(jobs, *, due_at: dt.datetime, reason: str) -> None:
+    if not jobs:
+        return
+    try:
+        outbox.release_many(jobs, due_at=due_at, reason=reason)
+    except DatabaseError:  # their leases run out and the reconciler puts them back instead
+        log.warning("could not put %d untried job(s) back", len(jobs))
 
 
 def job_send(*, job_id: int) -> str:
     """Send one job if it is due and nobody else has it. Returns the status it was left in."""
-    if is_halted():
-        # Not claimed: the job waits, and the drain that runs on resume publishes it again.
-        outbox.clear_dispatched([job_id])
-        return "halted"
-    job = outbox.claim(job_id)
-    if job is None:
-        return "not-claimed"
-    try:
-        return _try_providers(job)
-    except redis.RedisError as exc:
-        # Provider state, quotas and probes live in Redis; without them no call is safe.
-        log.warning("job %s waits: provider state unavailable (%s)", job.pk, exc)
-        outbox.release(job, due_at=timezone.now() + REDIS_DOWN_RETRY, reason="Redis unavailable")
-        return EmailJob.Status.QUEUED
+    return jobs_send(job_ids=[job_id])[job_id]
 
 
-def _try_providers(job: EmailJob) -> str:
-    selection = ranking.select(pinned=job.pinned_provider)
+class HaltSwitch:
+    """The halt switch as the send path reads it: afresh before every provider call.
+
+    The write that records an acceptance (``outbox.record_accepted``) reads the switch in the
+    same round trip and leaves that reading here; the next call may use it instead of a query of
+    its own if it comes at once. A reading serves one call at most, and only while it is fresh.
+    """
+
+    # Older readings are taken again: the check must stay just before the call it allows.
+    FRESH_FOR_SECONDS = 0.005
+
+    def __init__(self) -> None:
+        self._reading: tuple[bool, float] | None = None
+
+    def halted(self) -> bool:
+        reading, self._reading = self._reading, None
+        if reading is not None and time.monotonic() - reading[1] < self.FRESH_FOR_SECONDS:
+            return reading[0]
+        return is_halted()
+
+    def leave(self, halted: bool) -> None:
+        self._reading = (halted, time.monotonic())
+
+
+def _try_providers(job: EmailJob, providers: list[Provider], switch: HaltSwitch) -> str:
+    if job.pinned_provider is not None:
+        providers = [p for p in providers if p.pk == job.pinned_provider.pk]
+    selection = ranking.select(providers)
     if not selection.providers:
         outbox.release(job, due_at=selection.retry_at, reason="no provider can take it now")
         return EmailJob.Status.QUEUED
     message = message_for(job)
     failures: list[Tried] = []
     for provider in selection.providers:
-        if is_halted():
+        if switch.halted():
             outbox.release(job, due_at=timezone.now(), reason="halted before sending")
-            return EmailJob.Status.QUEUED
+            return HALTED
         grant = provider_state.reserve(provider, at=provider_state.now())
         if not grant.ok:
             continue  # another worker took its last quota or its probe slot since we ranked
         started, clock = timezone.now(), time.monotonic()
         try:
-            message_id = adapter_for(provider).send(message)
-        except SendError as exc:
-            error = exc
-        except ProviderConfigError as exc:
-            error = SendError(ErrorClass.PROVIDER_ERROR, str(exc), code="config")
+            message_id, error = _call(provider, lambda adapter: adapter.send(message))
         except SoftTimeLimitExceeded:
-            # The task ran out of time inside a provider call: the outcome is unknown. Put the
-            # job back for a retry now rather than at lease expiry, and end the batch; its other
-            # jobs are republished by the drain.
-            timed_out = SendError(ErrorClass.UNKNOWN, "task time limit", code="time_limit")
-            record(job, provider, started, clock, ErrorClass.UNKNOWN, timed_out)
-            note_outcome(provider, timed_out, probe=grant.probe)
-            outbox.schedule_retry(job, error=f"{provider.name}: task time limit during the call")
+            _timed_out([job], provider, started, clock, probe=grant.probe)
             raise
-        except Exception as exc:  # an adapter bug: the call may have gone out
-            log.exception("provider %s raised unexpectedly", provider.name)
-            error = SendError(ErrorClass.UNKNOWN, f"{type(exc).__name__}: {exc}", code="adapter")
-        else:
-            record_sent(job, provider, started, clock, message_id)
+        if error is None:
+            accepted = outbox.Accepted(job, provider, message_id, started, _elapsed_ms(clock))
+            write = functools.partial(outbox.record_accepted, accepted)
+            switch.leave(record_sent(write, job_ids=[job.pk]))
             note_outcome(provider, None, probe=grant.probe)
             return EmailJob.Status.SENT
         record(job, provider, started, clock, error.error_class, error)
@@ -141,28 +256,55 @@ def _try_providers(job: EmailJob) -> str:
     )
 
 
-def record_sent(job, provider, started, clock, message_id: str) -> None:
+def _call(provider: Provider, send: Callable[[Adapter], str]) -> tuple[str, SendError | None]:
+    """One provider call: its message id, or the failure as a SendError (a time limit is raised)."""
+    try:
+        return send(adapter_for(provider)), None
+    except SoftTimeLimitExceeded:
+        raise
+    except SendError as exc:
+        return "", exc
+    except ProviderConfigError as exc:
+        return "", SendError(ErrorClass.PROVIDER_ERROR, str(exc), code="config")
+    except Exception as exc:  # an adapter bug: the call may have gone out
+        log.exception("provider %s raised unexpectedly", provider.name)
+        return "", SendError(ErrorClass.UNKNOWN, f"{type(exc).__name__}: {exc}", code="adapter")
+
+
+def _timed_out(jobs: list[EmailJob], provider, started, clock, *, probe: bool) -> None:
+    """The task ran out of time inside a provider call: the outcome is unknown. Put the jobs back
+    for a retry now rather than at lease expiry; the caller ends the batch, and its untried jobs
+    are put back too."""
+    timed_out = SendError(ErrorClass.UNKNOWN, "task time limit", code="time_limit")
+    for job in jobs:
+        record(job, provider, started, clock, ErrorClass.UNKNOWN, timed_out)
+        outbox.schedule_retry(job, error=f"{provider.name}: task time limit during the call")
+    note_outcome(provider, timed_out, probe=probe)
+
+
+def record_sent(write: Callable[[], bool], *, job_ids: list[int]) -> bool:
     """Write down an acceptance, reconnecting if the database connection just dropped.
 
     The provider has the message: losing this write would send it again after the lease. The
-    write is safe to repeat, because mark_sent only matches the attempt this worker claimed.
+    write is safe to repeat, because it only matches the attempts this worker claimed. Returns
+    the halt switch as read with the write.
     """
-    for try_number in range(1, SENT_WRITE_TRIES + 1):
+    for _ in range(SENT_WRITE_TRIES - 1):
         try:
-            with transaction.atomic():
-                record(job, provider, started, clock, Outcome.ACCEPTED)
-                outbox.mark_sent(job, provider=provider, message_id=message_id)
-            return
+            return write()
         except (OperationalError, InterfaceError):
-            if try_number == SENT_WRITE_TRIES:
-                raise
-            log.warning("database connection lost recording job %s as sent; retrying", job.pk)
+            log.warning("database connection lost recording job(s) %s as sent; retrying", job_ids)
             connection.close()
+    return write()  # the last try raises
 
 
-def refund_quota(provider: Provider) -> None:
+def _elapsed_ms(clock: float) -> int:
+    return int((time.monotonic() - clock) * 1000)
+
+
+def refund_quota(provider: Provider, recipients: int = 1) -> None:
     try:
-        provider_state.refund(provider, at=provider_state.now())
+        provider_state.refund(provider, at=provider_state.now(), recipients=recipients)
     except redis.RedisError:  # the count errs on the safe side: one recipient too many
         log.warning("could not refund quota of provider %s", provider.name)
 
@@ -188,7 +330,7 @@ def record(job, provider, started, clock, outcome: str, error: SendError | None 
         job=job,
         provider=provider,
         started_at=started,
-        duration_ms=int((time.monotonic() - clock) * 1000),
+        duration_ms=_elapsed_ms(clock),
         outcome=outcome,
         error_code=error.code if error else "",
         error_message=str(error)[:2000] if error else "",

@@ -71,7 +71,10 @@ def env_list(name: str, default: list[str]) -> list[str]:
 def env_database(name: str, default: str) -> dict:
     raw = os.environ.get(name) or default
     try:
-        config = dj_database_url.parse(raw, conn_max_age=0)
+        config = dj_database_url.parse(
+            raw, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
+            conn_health_checks=True,
+        )
     except Exception as exc:  # dj-database-url raises several types for an unparseable URL
         raise ConfigError(name, f"is not a usable database URL ({exc})") from None
     if not config.get("NAME"):

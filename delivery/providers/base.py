@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import os
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 from delivery.message import OutgoingMessage
@@ -80,12 +81,22 @@ def read_secrets(provider_name: str, required: tuple[str, ...], optional: tuple[
 class Adapter:
     required_secrets: tuple[str, ...] = ()
     optional_secrets: tuple[str, ...] = ()
+    # How many messages one call can carry: above 1 for a provider with a batch API.
+    max_batch = 1
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
 
     def send(self, message: OutgoingMessage) -> str:
         """Hand the message to the provider; return its message id or raise SendError."""
+        raise NotImplementedError
+
+    def batch_key(self, message: OutgoingMessage) -> Hashable | None:
+        """Messages with the same key can share one ``send_batch`` call; None: send it alone."""
+        return None
+
+    def send_batch(self, messages: list[OutgoingMessage]) -> str:
+        """Hand several messages over in one call (all accepted or none); return the call's id."""
         raise NotImplementedError
 
     def close(self) -> None:

@@ -49,7 +49,7 @@ class SesAdapter(Adapter):
             response = self.client.send_email(
                 FromEmailAddress=message.from_email,
                 Destination={"ToAddresses": [message.to_email]},
-                Content={"Raw": {"Data": message.to_mime().as_bytes()}},
+                Content={"Raw": {"Data": message.to_bytes()}},
             )
         except ClientError as exc:
             raise self._error(exc) from exc

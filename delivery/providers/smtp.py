@@ -1,7 +1,8 @@
 import smtplib
+import time
 import uuid
 
-from delivery.message import OutgoingMessage
+from delivery.message import WIRE, OutgoingMessage
 from delivery.providers.base import Adapter, ErrorClass, SendError
 
 
@@ -18,18 +19,26 @@ def smtp_error_class(code: int) -> ErrorClass:
     return ErrorClass.TRANSIENT
 
 
+# A connection idle for longer is checked with NOOP before it carries a message: servers drop
+# idle clients, and a message sent into a dropped connection would look like an unknown outcome.
+CHECK_AFTER_IDLE_SECONDS = 2.0
+
+
 class SmtpAdapter(Adapter):
-    """One connection per adapter, reused across the sends of a batch, reopened after errors."""
+    """One connection per adapter, kept between sends and batches, reopened after errors."""
 
     optional_secrets = ("USERNAME", "PASSWORD")
 
     def __init__(self, config) -> None:
         super().__init__(config)
         self.connection: smtplib.SMTP | None = None
+        self.last_used = 0.0
 
     def _connect(self) -> smtplib.SMTP:
         if self.connection is not None:
-            return self.connection
+            if time.monotonic() - self.last_used < CHECK_AFTER_IDLE_SECONDS or self._alive():
+                return self.connection
+            self.close()
         try:
             connection = smtplib.SMTP(
                 self.config.host or "localhost",
@@ -50,11 +59,20 @@ class SmtpAdapter(Adapter):
         self.connection = connection
         return connection
 
+    def _alive(self) -> bool:
+        try:
+            return self.connection.noop()[0] == 250
+        except (smtplib.SMTPException, OSError):
+            return False
+
     def send(self, message: OutgoingMessage) -> str:
         connection = self._connect()
         mime = message.to_mime()
+        self.last_used = time.monotonic()
         try:
-            refused = connection.send_message(mime, to_addrs=[message.to_email])
+            refused = connection.sendmail(
+                message.from_address, [message.to_email], mime.as_bytes(policy=WIRE)
+            )
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()))
             raise self._error(smtplib.SMTPResponseException(code, text)) from exc

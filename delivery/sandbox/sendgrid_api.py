@@ -152,6 +152,13 @@ def validate(body: dict[str, Any]) -> list[dict[str, Any]]:
         )
         personalizations = []
     seen: set[str] = set()
+    if len(personalizations) > MAX_PERSONALIZATIONS:
+        errors.append(
+            _error(
+                "The personalizations field may not have more than 1000 personalizations.",
+                "personalizations",
+            )
+        )
     for p_index, personalization in enumerate(personalizations):
         prefix = f"personalizations.{p_index}"
         if not isinstance(personalization, dict):
@@ -182,6 +189,19 @@ def validate(body: dict[str, Any]) -> list[dict[str, Any]]:
             seen.add(key)
         if "headers" in personalization and not _string_map(personalization["headers"]):
             errors.append(_error("Invalid type. Expected: object of strings.", f"{prefix}.headers"))
+        substitutions = personalization.get("substitutions", {})
+        if not _string_map(substitutions):
+            errors.append(
+                _error("Invalid type. Expected: object of strings.", f"{prefix}.substitutions")
+            )
+        elif _substitutions_size(substitutions) > MAX_SUBSTITUTION_BYTES:
+            errors.append(
+                _error(
+                    "The total size of your substitutions may not exceed 10,000 bytes per "
+                    "personalization object.",
+                    f"{prefix}.substitutions",
+                )
+            )
 
     has_template = bool(body.get("template_id"))
     every_has_subject = bool(personalizations) and all(
@@ -232,6 +252,20 @@ def validate(body: dict[str, Any]) -> list[dict[str, Any]]:
     return errors
 
 
+MAX_PERSONALIZATIONS = 1000
+MAX_SUBSTITUTION_BYTES = 10_000
+
+
+def _substitutions_size(substitutions: dict[str, str]) -> int:
+    return sum(len(k.encode()) + len(v.encode()) for k, v in substitutions.items())
+
+
+def _substitute(text: str, substitutions: dict[str, str]) -> str:
+    for tag, value in substitutions.items():
+        text = text.replace(tag, value)
+    return text
+
+
 def _string_map(value: Any) -> bool:
     return isinstance(value, dict) and all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
@@ -260,7 +294,11 @@ def capture(body: dict[str, Any], *, raw: str, message_id: str) -> list[Captured
             **(body.get("custom_args") or {}),
             **(personalization.get("custom_args") or {}),
         }
-        subject = personalization.get("subject") or body.get("subject") or ""
+        # Substitution tags are replaced in the subject and every content block, as SendGrid does
+        # for requests without a dynamic template.
+        substitutions = personalization.get("substitutions") or {}
+        subject = _substitute(personalization.get("subject") or body.get("subject") or "",
+                              substitutions)  # fmt: skip
         for _, _, email in _recipients(personalization):
             messages.append(
                 CapturedMessage(
@@ -268,8 +306,8 @@ def capture(body: dict[str, Any], *, raw: str, message_id: str) -> list[Captured
                     to=[email],
                     from_email=sender,
                     subject=subject,
-                    text=text,
-                    html=html,
+                    text=_substitute(text, substitutions),
+                    html=_substitute(html, substitutions),
                     headers=dict(headers),
                     attachments=list(attachments),
                     provider_message_id=message_id,
