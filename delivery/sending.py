@@ -88,31 +88,35 @@ def jobs_send(*, job_ids: list[int]) -> dict[int, str]:
     stop_at = time.monotonic() + settings.GPMAS_JOB_LEASE_SECONDS / 2
     due_again, reason = timezone.now(), "the batch ended before its turn"
     try:
-        _send_together(untried, providers, switch, results)
+        _send_together(untried, providers, switch, results, stop_at=stop_at)
         while untried and time.monotonic() < stop_at:
-            job = untried[0]
+            # Out of ``untried`` before its call: once a provider may have it, the job is never
+            # put back as untried (a failed write leaves it to its lease, and the reconciler).
+            job = untried.popleft()
             try:
-                status = _try_providers(job, providers, switch)
-            except redis.RedisError as exc:
-                # Provider state, quotas and probes live in Redis; without them no call is safe.
-                log.warning("%d job(s) wait: provider state unavailable (%s)", len(untried), exc)
-                due_again, reason = timezone.now() + REDIS_DOWN_RETRY, "Redis unavailable"
+                results[job.pk] = _try_providers(job, providers, switch)
+            except redis.RedisError:
+                untried.appendleft(job)  # ranking and reservation come before any call
+                raise
+            if results[job.pk] == HALTED:
                 break
-            untried.popleft()
-            results[job.pk] = status
-            if status == HALTED:
-                break
+    except redis.RedisError as exc:
+        # Provider state, quotas and probes live in Redis; without them no call is safe.
+        log.warning("%d job(s) wait: provider state unavailable (%s)", len(untried), exc)
+        due_again, reason = timezone.now() + REDIS_DOWN_RETRY, "Redis unavailable"
     finally:
         _put_back(untried, due_at=due_again, reason=reason)
+        results.update((job.pk, EmailJob.Status.QUEUED) for job in untried)
     return results
 
 
-def _send_together(jobs: deque[EmailJob], providers, switch: HaltSwitch, results: dict) -> None:
+def _send_together(untried: deque[EmailJob], providers, switch: HaltSwitch, results: dict, *,
+                   stop_at: float) -> None:  # fmt: skip
     """Send the jobs that can share a call in one call per group, when the provider ranked first
-    for this batch has a batch API (SendGrid's personalizations). Jobs sent are taken out of
-    ``jobs``; the rest, and the jobs of a call that failed, go one by one after this.
+    for this batch has a batch API (SendGrid's personalizations). Jobs sent leave ``untried``;
+    the rest, and the jobs of a call that failed, go one by one after this.
     """
-    free = [job for job in jobs if job.pinned_provider is None]
+    free = [job for job in untried if job.pinned_provider is None]
     if len(free) < 2:
         return
     selection = ranking.select(providers)
@@ -136,22 +140,24 @@ def _send_together(jobs: deque[EmailJob], providers, switch: HaltSwitch, results
     for group in groups.values():
         for start in range(0, len(group), adapter.max_batch):
             chunk = group[start : start + adapter.max_batch]
-            if len(chunk) < 2 or not _send_chunk(provider, chunk, switch):
-                continue
-            for job, _ in chunk:
-                jobs.remove(job)
-                results[job.pk] = EmailJob.Status.SENT
+            if time.monotonic() >= stop_at:
+                return
+            if len(chunk) > 1 and _send_chunk(provider, chunk, switch, untried):
+                results.update((job.pk, EmailJob.Status.SENT) for job, _ in chunk)
 
 
 def _send_chunk(provider: Provider, chunk: list[tuple[EmailJob, OutgoingMessage]],
-                switch: HaltSwitch) -> bool:  # fmt: skip
-    """One batch call for ``chunk``. False: nothing was sent (halt, no quota, the call failed)."""
+                switch: HaltSwitch, untried: deque[EmailJob]) -> bool:  # fmt: skip
+    """One batch call for ``chunk``. False: nothing was sent (halt, no quota, the call failed),
+    and the chunk's jobs are back in ``untried`` for the one-by-one path."""
     if switch.halted():
         return False
     jobs = [job for job, _ in chunk]
     grant = provider_state.reserve(provider, at=provider_state.now(), recipients=len(jobs))
     if not grant.ok:
         return False
+    for job in jobs:  # a provider may have them from here on: see jobs_send
+        untried.remove(job)
     messages = [message for _, message in chunk]
     started, clock = timezone.now(), time.monotonic()
     try:
@@ -171,6 +177,7 @@ def _send_chunk(provider: Provider, chunk: list[tuple[EmailJob, OutgoingMessage]
     note_outcome(provider, error, probe=grant.probe)
     if error.error_class != ErrorClass.UNKNOWN:
         refund_quota(provider, len(jobs))
+    untried.extend(jobs)
     return False
 
 

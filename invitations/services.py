@@ -130,10 +130,14 @@ def event_lock(event_id: int) -> Event | None:
     return events.filter(pk=event_id).first()
 
 
-def _lock_for_answer(found: Invitation, token: str, now: dt.datetime) -> tuple[Event, Invitation]:
+def _lock_for_answer(found: Invitation, token: str) -> tuple[Event, Invitation, dt.datetime]:
     """Lock the event row, then read the invitation afresh: while we waited for the lock it
-    may have been answered elsewhere, revoked, or given a new link."""
+    may have been answered elsewhere, revoked, or given a new link. Also returns the time of the
+    answer, read once the lock is ours: answers are ordered (the waitlist by ``waitlisted_at``)
+    as they take the lock, so a guest who waited longer cannot get an earlier time than a guest
+    already committed, and be told a waitlist position that is not theirs."""
     event = event_lock(found.event_id)
+    now = timezone.now()
     if event is None:
         raise InvitationGone("The organizer deleted this event.", reason="event_deleted")
     invitation = invitation_by_token(token)
@@ -141,7 +145,7 @@ def _lock_for_answer(found: Invitation, token: str, now: dt.datetime) -> tuple[E
     event_check_open(event, now)
     if not event.answers_open(now):
         raise AnswersClosed("Answers closed on the RSVP deadline.")
-    return event, invitation
+    return event, invitation, now
 
 
 # --- Seats -------------------------------------------------------------------------------------
@@ -274,8 +278,7 @@ def invitation_accept(*, token: str, party_size: int) -> Answer:
     """
     invitation = invitation_by_token(token)
     with hold_if_available(f"invitation:{invitation.pk}"), transaction.atomic():
-        now = timezone.now()
-        event, invitation = _lock_for_answer(invitation, token, now)
+        event, invitation, now = _lock_for_answer(invitation, token)
         if not 1 <= party_size <= event.max_party_size:
             raise InvitationError(
                 f"Choose a party of 1 to {event.max_party_size}.", reason="party_size"
@@ -324,8 +327,7 @@ def invitation_decline(*, token: str) -> Answer:
     """Decline; seats it held go to the waitlist in order, in the same transaction."""
     invitation = invitation_by_token(token)
     with hold_if_available(f"invitation:{invitation.pk}"), transaction.atomic():
-        now = timezone.now()
-        event, invitation = _lock_for_answer(invitation, token, now)
+        event, invitation, now = _lock_for_answer(invitation, token)
         if invitation.rsvp == Rsvp.DECLINED:
             return Answer(invitation, "unchanged")
         held = invitation.party_size if invitation.rsvp == Rsvp.ACCEPTED else 0
