@@ -1,0 +1,71 @@
+"""Run the GPMAS benchmarks; print a table and write JSON to bench/results/.
+
+    ./dev bench                       # every benchmark at the sizes of issue #8
+    ./dev bench fanout --messages 2000
+
+Needs PostgreSQL (DATABASE_URL, default the local server CI uses) and Redis (REDIS_URL, default
+the local server, else an embedded redis-server). Each run creates its own database and Redis
+key prefix and removes them at the end. Not part of the test run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import stack  # noqa: E402 - after sys.path
+
+RESULTS = ROOT / "bench" / "results"
+BENCHMARKS = ("fanout", "bulk_invite", "contention", "ranking", "soak")
+
+
+def plan(args):
+    from bench import bulk_invite, contention, fanout, ranking, soak
+
+    return [
+        ("fanout", f"1. fan-out, {args.messages} messages", lambda: fanout.run(args.messages)),
+        ("bulk_invite", "2. bulk invite", bulk_invite.run),
+        ("contention", "3. contention", contention.run),
+        ("ranking", "4. ranking overhead", ranking.run),
+        ("soak", f"5. soak, {args.soak} messages, one worker", lambda: soak.run(args.soak)),
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", choices=[[], *BENCHMARKS], default=list(BENCHMARKS))
+    parser.add_argument("--messages", type=int, default=10_000, help="fan-out size")
+    parser.add_argument("--soak", type=int, default=100_000, help="soak size")
+    args = parser.parse_args()
+    try:
+        stack.prepare()
+    except stack.BenchSetupError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    report = {"started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+              "machine": stack.machine(), "results": {}}  # fmt: skip
+    print("machine: " + ", ".join(f"{k} {v}" for k, v in report["machine"].items()), flush=True)
+    sandbox = stack.start_sandbox()
+    try:
+        for name, title, call in plan(args):
+            if name in args.names:
+                print(f"\n{title}", flush=True)
+                report["results"][name] = call()
+    finally:
+        sandbox.stop()
+        stack.finish()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / "bench.json"
+    path.write_text(json.dumps(report, indent=2, default=str))
+    print(f"\nJSON: {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""Settings for the benchmarks: GPMAS's own settings, plus the peers it is measured against.
+
+django-post-office and django-mailer get their tables in the same database, and Django's SMTP
+backend points at the sandbox sink, so every contestant hands its mail to the same server.
+"""
+
+import os
+
+from gpmas.settings import *  # noqa: F403
+from gpmas.settings import INSTALLED_APPS
+
+INSTALLED_APPS = [*INSTALLED_APPS, "post_office", "mailer"]
+
+EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+EMAIL_HOST = "127.0.0.1"
+EMAIL_PORT = int(os.environ.get("SANDBOX_SMTP_PORT", "2525"))
+EMAIL_HOST_USER = os.environ.get("SANDBOX_SMTP_USERNAME", "sandbox")
+EMAIL_HOST_PASSWORD = os.environ.get("SANDBOX_SMTP_PASSWORD", "sandbox-secret")
+EMAIL_TIMEOUT = 20
+
+# django-post-office sends through Django's SMTP backend with its documented multi-threaded
+# defaults (one process, five threads per process, batches of 100).
+POST_OFFICE = {
+    "BACKENDS": {"default": EMAIL_BACKEND},
+    "THREADS_PER_PROCESS": 5,
+    "BATCH_SIZE": 100,
+    "LOG_LEVEL": 0,
+}
+# django-mailer: its send_all() takes a lock; keep the lock file in the scratch directory.
+MAILER_EMAIL_BACKEND = EMAIL_BACKEND
+
+# The peers log a line per message at INFO; the benchmark prints its own table.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+}
+POST_OFFICE["LOG_LEVEL"] = 0

@@ -1,0 +1,277 @@
+"""What every benchmark runs on: its own database, its own Redis keys, a sandbox in its own process.
+
+``prepare()`` must run before Django is set up: it creates a fresh PostgreSQL database for this
+run on the server DATABASE_URL names (default: the local one CI uses), picks a Redis key prefix
+of its own (REDIS_URL, default the local server; an embedded redis-server when none answers),
+and points the settings at them. ``finish()`` drops the database and deletes the keys.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_ID = uuid.uuid4().hex[:8]
+SCRATCH = Path(tempfile.gettempdir()) / f"gpmas-bench-{RUN_ID}"
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+class BenchSetupError(RuntimeError):
+    """The benchmark cannot run here; the message says why in one line."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(condition, *, timeout: float, interval: float = 0.05, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+    return value
+
+
+def _create_database(server_url: str) -> str:
+    import psycopg
+
+    parts = urlsplit(server_url)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise BenchSetupError(f"DATABASE_URL must name a PostgreSQL server, not {parts.scheme!r}")
+    name = f"gpmas_bench_{RUN_ID}"
+    admin = urlunsplit(parts._replace(scheme="postgresql"))
+    try:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        first_line = str(exc).strip().splitlines()[0]
+        where = f"{parts.hostname}:{parts.port or 5432}"
+        raise BenchSetupError(f"PostgreSQL at {where} failed: {first_line}") from None
+
+    def drop() -> None:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    atexit.register(drop)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def _redis_url() -> str:
+    import redis
+
+    url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+        return url
+    except redis.RedisError:
+        if "REDIS_URL" in os.environ:
+            raise BenchSetupError(f"Redis at {url} does not answer") from None
+    from gpmas.embedded_redis import EmbeddedRedis
+
+    embedded = EmbeddedRedis(SCRATCH / "redis", appendonly=False).start()
+    atexit.register(embedded.stop)
+    return embedded.url
+
+
+def prepare() -> None:
+    """Environment for this run; call before ``django.setup()``."""
+    SCRATCH.mkdir(parents=True, exist_ok=True)
+    database_url = _create_database(os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL))
+    smtp_port, http_port, ses_port = free_port(), free_port(), free_port()
+    os.environ.update(
+        DJANGO_SETTINGS_MODULE="bench.settings",
+        DATABASE_URL=database_url,
+        REDIS_URL=_redis_url(),
+        GPMAS_REDIS_PREFIX=f"gpmas-bench-{RUN_ID}",
+        GPMAS_DATA_DIR=str(SCRATCH),
+        # Production mode: DEBUG would keep every SQL query in memory in every process.
+        DEBUG="0",
+        SECRET_KEY=os.environ.get("SECRET_KEY") or "bench-only-" + uuid.uuid4().hex * 2,
+        SECURE_SSL_REDIRECT="0",
+        SANDBOX_SMTP_PORT=str(smtp_port),
+        SANDBOX_HTTP_PORT=str(http_port),
+        SANDBOX_SES_BACKEND_PORT=str(ses_port),
+        GPMAS_SANDBOX_URL=f"http://127.0.0.1:{http_port}",
+    )
+    os.chdir(SCRATCH)  # django-mailer's lock file and any other droppings go here
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+
+
+def finish() -> None:
+    import redis
+    from django.conf import settings
+    from django.db import connections
+
+    connections.close_all()
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    for key in client.scan_iter(match=f"{settings.REDIS_KEY_PREFIX}*", count=1000):
+        client.delete(key)
+    # Celery's broker keys carry no prefix: the queue is empty by now; bindings are harmless.
+
+
+def machine() -> dict[str, str]:
+    import django
+    import psycopg
+
+    cpu = ""
+    with open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        pg = cursor.fetchone()[0]
+    import redis
+    from django.conf import settings
+
+    return {
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "memory_gib": f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f}",
+        "python": platform.python_version(),
+        "django": django.get_version(),
+        "postgresql": pg,
+        "psycopg": psycopg.__version__,
+        "redis": redis.Redis.from_url(settings.REDIS_URL).info()["redis_version"],
+        "kernel": platform.release(),
+    }
+
+
+class Process:
+    """A child process with its output in a log file under the run's scratch directory."""
+
+    def __init__(self, name: str, command: list[str], **env: str) -> None:
+        self.name = name
+        self.log_path = SCRATCH / f"{name}.log"
+        self._log = self.log_path.open("ab")
+        self.popen = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        atexit.register(self.stop)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def check_alive(self) -> None:
+        if self.popen.poll() is not None:
+            raise RuntimeError(f"{self.name} exited:\n{self.log()[-3000:]}")
+
+    def stop(self, timeout: float = 20) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        self._log.close()
+
+
+def start_sandbox() -> Process:
+    """The emulators in their own process, so their CPU is not the benchmark process's."""
+    sandbox = Process("sandbox", [sys.executable, "manage.py", "sandbox", "run"])
+
+    def answering() -> bool:
+        sandbox.check_alive()
+        return "GPMAS sandbox running" in sandbox.log()
+
+    wait_until(answering, timeout=60, what="the sandbox")
+    return sandbox
+
+
+def start_workers(count: int, *, concurrency: int = 1, **env: str) -> list[Process]:
+    """``count`` Celery worker processes (prefork, one pool process each), as deployed."""
+    workers = []
+    for number in range(1, count + 1):
+        command = [
+            sys.executable, "-m", "celery", "-A", "gpmas", "worker", "--pool=prefork",
+            f"--concurrency={concurrency}", f"--hostname=bench{number}-{RUN_ID}@%h",
+            "--without-mingle", "--without-gossip", "--loglevel=WARNING",
+        ]  # fmt: skip
+        workers.append(Process(f"worker{number}", command, **env))
+    from django.conf import settings
+
+    def all_ready() -> bool:
+        for worker in workers:
+            worker.check_alive()
+        return len(_worker_heartbeats(settings)) >= count
+
+    wait_until(all_ready, timeout=90, interval=0.2, what="the workers")
+    return workers
+
+
+def _worker_heartbeats(settings) -> list[str]:
+    from gpmas.workers import workers_seen
+
+    return [name for name in workers_seen() if RUN_ID in name]
+
+
+def sandbox_stats() -> dict:
+    from django.conf import settings
+
+    from delivery.sandbox.client import SandboxClient
+
+    return SandboxClient(f"http://127.0.0.1:{settings.SANDBOX_HTTP_PORT}").stats()
+
+
+def sandbox_reset() -> None:
+    from django.conf import settings
+
+    from delivery.sandbox.client import SandboxClient
+
+    SandboxClient(f"http://127.0.0.1:{settings.SANDBOX_HTTP_PORT}").reset()
+
+
+def configure_sandbox_providers() -> None:
+    """Provider rows for the running sandbox, and their secrets in the environment (which the
+    worker processes started after this inherit)."""
+    from django.conf import settings
+
+    from delivery.sandbox import providers
+
+    os.environ.update(
+        providers.sandbox_secrets(
+            api_key=settings.SANDBOX_API_KEY,
+            smtp_username=settings.SANDBOX_SMTP_USERNAME,
+            smtp_password=settings.SANDBOX_SMTP_PASSWORD,
+        )
+    )
+    providers.configure_sandbox_providers(
+        http_url=f"http://127.0.0.1:{settings.SANDBOX_HTTP_PORT}",
+        smtp_host="127.0.0.1",
+        smtp_port=settings.SANDBOX_SMTP_PORT,
+    )
+
+
+def start_beat() -> Process:
+    """Celery beat on its default schedule: the periodic drain, as deployed."""
+    schedule = SCRATCH / f"beat-schedule-{uuid.uuid4().hex[:6]}"
+    command = [sys.executable, "-m", "celery", "-A", "gpmas", "beat", "--loglevel=WARNING",
+               f"--schedule={schedule}"]  # fmt: skip
+    return Process("beat", command)
