@@ -37,6 +37,14 @@ def plan(args):
     ]
 
 
+def print_fanout_table(rows: list[dict]) -> None:
+    print("\n| sink | contestant | msg/s | GPMAS / this | check |")
+    print("|---|---|---:|---:|---|")
+    for row in rows:
+        print(f"| {row['sink']} | {row['contestant']} | {row['per_second']:.0f} | "
+              f"{row['gpmas_ratio']:.2f}x | {row['check']} |")  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", choices=[[], *BENCHMARKS], default=list(BENCHMARKS))
@@ -60,6 +68,8 @@ def main() -> int:
     finally:
         sandbox.stop()
         stack.finish()
+    if "fanout" in report["results"]:
+        print_fanout_table(report["results"]["fanout"])
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / "bench.json"
     path.write_text(json.dumps(report, indent=2, default=str))
