@@ -287,6 +287,12 @@ class StageTimes:
             def send(self, message):
                 return stages._wrap("provider call", self.adapter.send)(message)
 
+            def send_batch(self, messages):
+                return stages._wrap("provider call", self.adapter.send_batch)(messages)
+
+            def __getattr__(self, name):  # max_batch, batch_key: the real adapter's
+                return getattr(self.adapter, name)
+
         def try_providers(*args, **kwargs):
             started = time.perf_counter()
             try:

@@ -47,10 +47,14 @@ def print_fanout_table(rows: list[dict]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("names", nargs="*", choices=[[], *BENCHMARKS], default=list(BENCHMARKS))
+    parser.add_argument("names", nargs="*", metavar="name", help=f"any of {', '.join(BENCHMARKS)}")
     parser.add_argument("--messages", type=int, default=10_000, help="fan-out size")
     parser.add_argument("--soak", type=int, default=100_000, help="soak size")
     args = parser.parse_args()
+    unknown = set(args.names) - set(BENCHMARKS)
+    if unknown:
+        parser.error(f"no benchmark named {', '.join(sorted(unknown))}")
+    args.names = args.names or list(BENCHMARKS)
     try:
         stack.prepare()
     except stack.BenchSetupError as exc:
