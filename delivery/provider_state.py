@@ -18,6 +18,7 @@ import time
 import zoneinfo
 from dataclasses import dataclass
 
+import redis
 from django.conf import settings
 
 from reliability import redis as project_redis
@@ -164,13 +165,15 @@ _FIELDS = ("p", "t", "cf", "opened", "open_until", "times_opened", "blocked_unti
 
 
 def read_views(providers, *, at: float) -> dict[int, ProviderView]:
-    """Every provider's state in one round trip."""
+    """Every provider's state in one round trip (which also carries this process's unsent
+    successes: see ``record_success_later``)."""
     pipe = project_redis.client().pipeline(transaction=False)
+    unsent = _queue_unsent(pipe)
     for provider in providers:
         pipe.hmget(_key(provider.pk), _FIELDS)
         pipe.get(_key(provider.pk, "quota", quota_day(provider.quota_reset_tz, at)))
         pipe.get(_key(provider.pk, "probe"))
-    replies = pipe.execute()
+    replies = _execute(pipe, unsent)
     return {
         provider.pk: _view(*replies[3 * i : 3 * i + 3], at) for i, provider in enumerate(providers)
     }
@@ -215,22 +218,78 @@ def refund(provider, *, at: float, recipients: int = 1) -> None:
 def record_outcome(provider, outcome: str, *, at: float, probe: bool = False,
                    retry_after: float | None = None, error: str = "") -> float:  # fmt: skip
     """Apply one call's outcome to the provider's penalty and circuit. Returns the penalty."""
-    block_for = retry_after if retry_after is not None else settings.GPMAS_RATE_LIMIT_SECONDS
-    penalty = _script(RECORD_OUTCOME)(
-        keys=[_key(provider.pk), _key(provider.pk, "probe")],
-        args=[
-            at,
-            outcome,
-            settings.GPMAS_PENALTY_HALF_LIFE_SECONDS,
-            settings.GPMAS_OPEN_THRESHOLD,
-            settings.GPMAS_BASE_OPEN_SECONDS,
-            settings.GPMAS_MAX_OPEN_SECONDS,
-            max(0.0, block_for),
-            "1" if probe else "0",
-            error[:300],
-        ],
-    )
+    pipe = project_redis.client().pipeline(transaction=False)
+    unsent = _queue_unsent(pipe)  # first: outcomes apply in the order the calls ended
+    keys, args = _outcome_call(provider, outcome, at=at, probe=probe, retry_after=retry_after,
+                               error=error)  # fmt: skip
+    pipe.evalsha(_script(RECORD_OUTCOME).sha, len(keys), *keys, *args)
+    [penalty] = _execute(pipe, unsent, also=[(keys, args)])
     return float(penalty)
+
+
+def record_success_later(provider, *, at: float) -> None:
+    """An accepted call (not a probe), written with this process's next round trip to Redis.
+
+    Successes are the common case and only halve a penalty and end a failure streak: they can
+    wait for the next selection's read (or any outcome written at once, or ``flush_outcomes``)
+    instead of costing a round trip per message of their own.
+    """
+    _unsent.append(_outcome_call(provider, "accepted", at=at, probe=False, retry_after=None,
+                                 error=""))  # fmt: skip
+
+
+def flush_outcomes() -> None:
+    """Write the unsent successes now (the end of a batch)."""
+    if _unsent:
+        pipe = project_redis.client().pipeline(transaction=False)
+        _execute(pipe, _queue_unsent(pipe))
+
+
+_unsent: list[tuple[list[str], list]] = []
+
+
+def _outcome_call(provider, outcome: str, *, at: float, probe: bool, retry_after: float | None,
+                  error: str) -> tuple[list[str], list]:  # fmt: skip
+    block_for = retry_after if retry_after is not None else settings.GPMAS_RATE_LIMIT_SECONDS
+    keys = [_key(provider.pk), _key(provider.pk, "probe")]
+    args = [
+        at,
+        outcome,
+        settings.GPMAS_PENALTY_HALF_LIFE_SECONDS,
+        settings.GPMAS_OPEN_THRESHOLD,
+        settings.GPMAS_BASE_OPEN_SECONDS,
+        settings.GPMAS_MAX_OPEN_SECONDS,
+        max(0.0, block_for),
+        "1" if probe else "0",
+        error[:300],
+    ]
+    return keys, args
+
+
+def _queue_unsent(pipe) -> list[tuple[list[str], list]]:
+    unsent = _unsent[:]
+    _unsent.clear()
+    sha = _script(RECORD_OUTCOME).sha
+    for keys, args in unsent:
+        pipe.evalsha(sha, len(keys), *keys, *args)
+    return unsent
+
+
+def _execute(pipe, unsent: list, also: list | None = None) -> list:
+    """Run a pipeline that starts with outcome scripts; return the replies after ``unsent``.
+
+    The scripts go by their SHA: after a Redis restart that forgot them, they are loaded and the
+    outcomes written again (the pipeline's other commands do not depend on them).
+    """
+    replies = pipe.execute(raise_on_error=False)
+    scripts = len(unsent) + len(also or [])
+    if any(isinstance(r, redis.exceptions.NoScriptError) for r in replies[:scripts]):
+        script = _script(RECORD_OUTCOME)
+        replies[:scripts] = [script(keys=k, args=a) for k, a in [*unsent, *(also or [])]]
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies[len(unsent) :]
 
 
 def reset(provider) -> None:

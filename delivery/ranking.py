@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -29,6 +30,7 @@ class Selection:
     providers: list[Provider]
     views: dict[int, ProviderView] = field(default_factory=dict)
     retry_at: dt.datetime | None = None  # when nothing can take the message now
+    fresh: bool = True  # False: made on provider state another selection read moments ago
 
 
 def score(provider: Provider, view: ProviderView) -> float:
@@ -75,14 +77,53 @@ def order(
     return ordered, (min(waits) if waits else None)
 
 
-def select(providers: Sequence[Provider] | None = None, *, at: float | None = None) -> Selection:
-    """Order ``providers`` (default: every enabled one) for one message; one Redis round trip."""
+def select(
+    providers: Sequence[Provider] | None = None,
+    *,
+    at: float | None = None,
+    views: dict[int, ProviderView] | None = None,
+) -> Selection:
+    """Order ``providers`` (default: every enabled one) for one message; one Redis round trip,
+    none when the caller hands in ``views`` it read already."""
     at = provider_state.now() if at is None else at
     if providers is None:
         providers = list(Provider.objects.filter(enabled=True))
-    views = provider_state.read_views(providers, at=at) if providers else {}
+    if views is None:
+        views = provider_state.read_views(providers, at=at) if providers else {}
     ordered, wait = order(providers, views, at=at)
     if ordered:
         return Selection(ordered, views)
     retry_at = wait if wait is not None else at + NO_PROVIDER_RECHECK_SECONDS
     return Selection([], views, retry_at=dt.datetime.fromtimestamp(retry_at, tz=dt.UTC))
+
+
+class BatchRanking:
+    """Selections for the messages of one batch, over the provider rows read for it.
+
+    The providers' live state is read from Redis for a selection and reused by the next ones
+    for a few milliseconds, saving a round trip per message on a busy worker. That is safe: the
+    reservation after every selection re-checks atomically what must be exact (an open circuit,
+    a rate-limit block, the quota, the probe slot), and a penalty a few milliseconds old only
+    skews one weighted draw. After any failure the state is read afresh.
+    """
+
+    FRESH_FOR_SECONDS = 0.02
+
+    def __init__(self, providers: Sequence[Provider]) -> None:
+        self.providers = list(providers)
+        self._views: dict[int, ProviderView] | None = None
+        self._read_at = 0.0
+
+    def select(self, candidates: Sequence[Provider] | None = None) -> Selection:
+        at = provider_state.now()
+        fresh = self._views is None or time.monotonic() - self._read_at >= self.FRESH_FOR_SECONDS
+        if fresh:
+            self._views = provider_state.read_views(self.providers, at=at)
+            self._read_at = time.monotonic()
+        selection = select(self.providers if candidates is None else candidates, at=at,
+                           views=self._views)  # fmt: skip
+        selection.fresh = fresh
+        return selection
+
+    def forget(self) -> None:
+        self._views = None

@@ -83,18 +83,18 @@ def jobs_send(*, job_ids: list[int]) -> dict[int, str]:
     if not untried:
         return results
     switch = HaltSwitch()
-    providers = list(Provider.objects.filter(enabled=True))
+    ranker = ranking.BatchRanking(Provider.objects.filter(enabled=True))
     # Stop well inside the lease: past it, the reconciler may have handed a job to another worker.
     stop_at = time.monotonic() + settings.GPMAS_JOB_LEASE_SECONDS / 2
     due_again, reason = timezone.now(), "the batch ended before its turn"
     try:
-        _send_together(untried, providers, switch, results, stop_at=stop_at)
+        _send_together(untried, ranker, switch, results, stop_at=stop_at)
         while untried and time.monotonic() < stop_at:
             # Out of ``untried`` before its call: once a provider may have it, the job is never
             # put back as untried (a failed write leaves it to its lease, and the reconciler).
             job = untried.popleft()
             try:
-                results[job.pk] = _try_providers(job, providers, switch)
+                results[job.pk] = _try_providers(job, ranker, switch)
             except redis.RedisError:
                 untried.appendleft(job)  # ranking and reservation come before any call
                 raise
@@ -107,11 +107,19 @@ def jobs_send(*, job_ids: list[int]) -> dict[int, str]:
     finally:
         _put_back(untried, due_at=due_again, reason=reason)
         results.update((job.pk, EmailJob.Status.QUEUED) for job in untried)
+        _flush_outcomes()
     return results
 
 
-def _send_together(untried: deque[EmailJob], providers, switch: HaltSwitch, results: dict, *,
-                   stop_at: float) -> None:  # fmt: skip
+def _flush_outcomes() -> None:
+    try:
+        provider_state.flush_outcomes()
+    except redis.RedisError:  # lost: a few halvings of a penalty, nothing a later call won't redo
+        log.warning("could not record the batch's last successes")
+
+
+def _send_together(untried: deque[EmailJob], ranker: ranking.BatchRanking, switch: HaltSwitch,
+                   results: dict, *, stop_at: float) -> None:  # fmt: skip
     """Send the jobs that can share a call in one call per group, when the provider ranked first
     for this batch has a batch API (SendGrid's personalizations). Jobs sent leave ``untried``;
     the rest, and the jobs of a call that failed, go one by one after this.
@@ -119,7 +127,7 @@ def _send_together(untried: deque[EmailJob], providers, switch: HaltSwitch, resu
     free = [job for job in untried if job.pinned_provider is None]
     if len(free) < 2:
         return
-    selection = ranking.select(providers)
+    selection = ranker.select()
     if not selection.providers:
         return
     provider = selection.providers[0]
@@ -142,8 +150,12 @@ def _send_together(untried: deque[EmailJob], providers, switch: HaltSwitch, resu
             chunk = group[start : start + adapter.max_batch]
             if time.monotonic() >= stop_at:
                 return
-            if len(chunk) > 1 and _send_chunk(provider, chunk, switch, untried):
+            if len(chunk) < 2:
+                continue
+            if _send_chunk(provider, chunk, switch, untried):
                 results.update((job.pk, EmailJob.Status.SENT) for job, _ in chunk)
+            else:
+                ranker.forget()
 
 
 def _send_chunk(provider: Provider, chunk: list[tuple[EmailJob, OutgoingMessage]],
@@ -219,10 +231,11 @@ class HaltSwitch:
         self._reading = (halted, time.monotonic())
 
 
-def _try_providers(job: EmailJob, providers: list[Provider], switch: HaltSwitch) -> str:
+def _try_providers(job: EmailJob, ranker: ranking.BatchRanking, switch: HaltSwitch) -> str:
+    candidates = ranker.providers
     if job.pinned_provider is not None:
-        providers = [p for p in providers if p.pk == job.pinned_provider.pk]
-    selection = ranking.select(providers)
+        candidates = [p for p in candidates if p.pk == job.pinned_provider.pk]
+    selection = ranker.select(candidates)
     if not selection.providers:
         outbox.release(job, due_at=selection.retry_at, reason="no provider can take it now")
         return EmailJob.Status.QUEUED
@@ -234,6 +247,7 @@ def _try_providers(job: EmailJob, providers: list[Provider], switch: HaltSwitch)
             return HALTED
         grant = provider_state.reserve(provider, at=provider_state.now())
         if not grant.ok:
+            ranker.forget()
             continue  # another worker took its last quota or its probe slot since we ranked
         started, clock = timezone.now(), time.monotonic()
         try:
@@ -249,6 +263,7 @@ def _try_providers(job: EmailJob, providers: list[Provider], switch: HaltSwitch)
             return EmailJob.Status.SENT
         record(job, provider, started, clock, error.error_class, error)
         note_outcome(provider, error, probe=grant.probe)
+        ranker.forget()
         if error.error_class != ErrorClass.UNKNOWN:
             refund_quota(provider)  # it did not take the message
         if error.error_class == ErrorClass.RECIPIENT_REJECTED:
@@ -256,6 +271,8 @@ def _try_providers(job: EmailJob, providers: list[Provider], switch: HaltSwitch)
             return EmailJob.Status.FAILED
         failures.append(Tried(provider, error))
     if not failures:
+        if not selection.fresh:  # ranked on state read moments ago: rank once more on the latest
+            return _try_providers(job, ranker, switch)
         outbox.release(job, due_at=timezone.now() + BUSY_RETRY, reason="providers busy")
         return EmailJob.Status.QUEUED
     return outbox.schedule_retry(
@@ -318,6 +335,9 @@ def refund_quota(provider: Provider, recipients: int = 1) -> None:
 
 def note_outcome(provider: Provider, error: SendError | None, *, probe: bool) -> None:
     """Feed the outcome to the provider's penalty and circuit (DESIGN.md §6)."""
+    if error is None and not probe:
+        provider_state.record_success_later(provider, at=provider_state.now())
+        return
     outcome = error.error_class if error else Outcome.ACCEPTED
     try:
         provider_state.record_outcome(

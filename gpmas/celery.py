@@ -3,13 +3,22 @@
 import os
 
 from celery import Celery
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_init, worker_ready, worker_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gpmas.settings")
 
 app = Celery("gpmas")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_init.connect
+def _import_provider_sdks(**kwargs) -> None:
+    # In the main process, before the pool forks: otherwise every pool process spends a second
+    # or more of CPU importing boto3 and the other SDKs on its first send.
+    from delivery.providers import adapter_class
+
+    adapter_class("console")
 
 
 @worker_ready.connect

@@ -1,3 +1,4 @@
+import re
 import smtplib
 import time
 import uuid
@@ -22,6 +23,7 @@ def smtp_error_class(code: int) -> ErrorClass:
 # A connection idle for longer is checked with NOOP before it carries a message: servers drop
 # idle clients, and a message sent into a dropped connection would look like an unknown outcome.
 CHECK_AFTER_IDLE_SECONDS = 2.0
+LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
 
 
 class SmtpAdapter(Adapter):
@@ -70,11 +72,12 @@ class SmtpAdapter(Adapter):
         mime = message.to_mime()
         self.last_used = time.monotonic()
         try:
-            refused = connection.sendmail(
-                message.from_address, [message.to_email], mime.as_bytes(policy=WIRE)
+            refused = self._transfer(
+                connection, message.from_address, message.to_email, mime.as_bytes(policy=WIRE)
             )
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()))
+            self._reset_after_error(code)
             raise self._error(smtplib.SMTPResponseException(code, text)) from exc
         except smtplib.SMTPResponseException as exc:
             self._reset_after_error(exc.smtp_code)
@@ -88,6 +91,35 @@ class SmtpAdapter(Adapter):
             code, text = next(iter(refused.values()))
             raise self._error(smtplib.SMTPResponseException(code, text))
         return str(mime["Message-ID"] or uuid.uuid4().hex).strip("<>")
+
+    @staticmethod
+    def _transfer(connection: smtplib.SMTP, sender: str, recipient: str, data: bytes) -> dict:
+        """One message over an open session: ``sendmail`` for one recipient, in two round trips
+        instead of four where the server offers PIPELINING (RFC 2920), which smtplib lacks.
+
+        Raises smtplib's own exceptions for refusals, as ``sendmail`` does; the caller resets.
+        """
+        connection.ehlo_or_helo_if_needed()
+        if not connection.has_extn("pipelining"):
+            return connection.sendmail(sender, [recipient], data)
+        connection.send(f"MAIL FROM:<{sender}>\r\nRCPT TO:<{recipient}>\r\nDATA\r\n")
+        mail, rcpt, start = (connection.getreply() for _ in range(3))
+        if start[0] == 354 and (mail[0] != 250 or rcpt[0] not in (250, 251)):
+            # A server that takes DATA after a refusal gets an empty message, which it drops.
+            connection.send(b".\r\n")
+            connection.getreply()
+        if mail[0] != 250:
+            raise smtplib.SMTPSenderRefused(*mail, sender)
+        if rcpt[0] not in (250, 251):
+            raise smtplib.SMTPRecipientsRefused({recipient: rcpt})
+        if start[0] != 354:
+            raise smtplib.SMTPDataError(*start)
+        quoted = LEADING_DOT.sub(b"..", data)  # dot-stuffing (RFC 5321 4.5.2)
+        connection.send(quoted + (b"" if quoted.endswith(b"\r\n") else b"\r\n") + b".\r\n")
+        code, reply = connection.getreply()
+        if code != 250:
+            raise smtplib.SMTPDataError(code, reply)
+        return {}
 
     def _reset_after_error(self, code: int) -> None:
         if code == 421 or self.connection is None:

@@ -111,6 +111,15 @@ class SinkHandler:
         self.inbox.record_call("smtp")
         self.inbox.record_rejected("smtp", faulted=faulted)
 
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses
+    ) -> list[str]:
+        # aiosmtpd answers commands one line at a time, in order, so commands a client sends
+        # together are answered as RFC 2920 asks: advertise PIPELINING, as the providers' SMTP
+        # endpoints do. (With this hook, the session's host name is ours to set.)
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         epoch = self.inbox.record_call("smtp")
         verdict = decide(self.faults.get("smtp"), default_status=451)

@@ -453,17 +453,26 @@ def test_a_slow_batch_call_leaves_no_time_for_the_next_batch(sendgrid, clean_san
 
 
 def redis_down(monkeypatch, *, after: int = 0) -> None:
-    """Provider state reads fail (as with Redis down) from the ``after``+1-th read on."""
-    real = provider_state.read_views
+    """Provider state reads and reservations fail (as with Redis down) from the ``after``+1-th
+    of them on."""
+    real_read, real_reserve = provider_state.read_views, provider_state.reserve
     count = {"n": 0}
 
-    def read_views(providers, *, at):
+    def up() -> None:
         count["n"] += 1
         if count["n"] > after:
             raise redis.ConnectionError("Error 111 connecting to redis. Connection refused.")
-        return real(providers, at=at)
+
+    def read_views(providers, *, at):
+        up()
+        return real_read(providers, at=at)
+
+    def reserve(provider, *, at, recipients=1):
+        up()
+        return real_reserve(provider, at=at, recipients=recipients)
 
     monkeypatch.setattr(provider_state, "read_views", read_views)
+    monkeypatch.setattr(provider_state, "reserve", reserve)
 
 
 def test_redis_down_before_a_single_job_puts_it_back_for_5_seconds(
@@ -481,7 +490,7 @@ def test_redis_down_before_a_single_job_puts_it_back_for_5_seconds(
 def test_redis_down_mid_batch_puts_the_untried_jobs_back_for_5_seconds(
     sendgrid, clean_sandbox, monkeypatch
 ):
-    redis_down(monkeypatch, after=2)  # the batch's ranking and the first job's
+    redis_down(monkeypatch, after=2)  # the batch's ranking and the first job's reservation
     jobs = [new_job(ics=ICS) for _ in range(4)]
 
     _, window = timed_send(ids(jobs))
