@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import worker_init, worker_ready, worker_shutdown
+from celery.signals import worker_init, worker_process_shutdown, worker_ready, worker_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gpmas.settings")
 
@@ -19,6 +19,14 @@ def _import_provider_sdks(**kwargs) -> None:
     from delivery.providers import adapter_class
 
     adapter_class("console")
+
+
+@worker_process_shutdown.connect
+def _close_provider_connections(**kwargs) -> None:
+    # Adapters keep their connections between batches; say goodbye (SMTP QUIT) on the way out.
+    from delivery.sending import close_adapters
+
+    close_adapters()
 
 
 @worker_ready.connect

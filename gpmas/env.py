@@ -72,7 +72,8 @@ def env_database(name: str, default: str) -> dict:
     raw = os.environ.get(name) or default
     try:
         config = dj_database_url.parse(
-            raw, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
+            raw,
+            conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
             conn_health_checks=True,
         )
     except Exception as exc:  # dj-database-url raises several types for an unparseable URL
