@@ -21,7 +21,6 @@ table sizes do not drift between sizes.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import gc
 import html
 import math
@@ -48,21 +47,11 @@ def new_organizer(label: str):
 
 def new_event(organizer, *, guests=(), **overrides):
     """An event ten days ahead, created through the service (with ``guests`` invited)."""
-    from django.utils import timezone
+    from events.services import event_create
+    from tests.events.factories import event_fields
 
-    from events.services import EventFields, event_create
-
-    starts = (timezone.now() + dt.timedelta(days=10)).replace(second=0, microsecond=0)
-    values = {
-        "title": "The benchmark dinner",
-        "starts_at": starts,
-        "ends_at": starts + dt.timedelta(hours=4),
-        "timezone": "Europe/Berlin",
-        "location": "The Long Room, 1 Bench Street",
-        "description": "Benchmark event.",
-        **overrides,
-    }
-    event, _ = event_create(organizer=organizer, fields=EventFields(**values), guests=guests)
+    fields = event_fields(title="The benchmark dinner", **overrides)
+    event, _ = event_create(organizer=organizer, fields=fields, guests=guests)
     return event
 
 

@@ -31,14 +31,12 @@ from __future__ import annotations
 import math
 import multiprocessing
 import queue
-import re
 import threading
 import time
 from collections import Counter
 
 from bench.bulk_invite import delete_since, new_event, new_organizer, next_job_id
 
-TOKEN_IN_LINK = re.compile(r"/i/([A-Za-z0-9_-]{20,})/")
 BARRIER_TIMEOUT = 120
 
 
@@ -52,6 +50,7 @@ def guests(count: int, tag: str) -> list:
 def tokens_of(event) -> list[str]:
     """Raw tokens, read from the invitation emails (the database keeps only their hashes)."""
     from invitations.models import Invitation
+    from tests.events.factories import TOKEN_IN_LINK
 
     bodies = Invitation.objects.filter(event=event).order_by("id")
     return [TOKEN_IN_LINK.search(body)[1] for body in bodies.values_list(

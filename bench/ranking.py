@@ -23,25 +23,19 @@ configured here. Two parts, both in this process:
 from __future__ import annotations
 
 import inspect
-import re
 import statistics
 import time
 from collections import Counter, defaultdict
 from contextlib import contextmanager
 
-from bench.bulk_invite import next_job_id
+from bench.bulk_invite import next_job_id, statement_kinds
+from bench.fanout import FROM_EMAIL, draft
 from bench.stack import configure_sandbox_providers, sandbox_reset, sandbox_stats
 
 SINKS = ("smtp", "sendgrid")
 WARMUP = 200
 COUNTED = 200
 COUNTED_SENDS = 40
-BODY = (
-    "You are invited to the GPMAS benchmark dinner.\n\n"
-    "When: Saturday 5 December 2026, 19:00\nWhere: The Long Room, 1 Bench Street\n\n"
-    "Accept or decline: https://gpmas.example.com/i/{token}\n\n"
-    "This invitation was sent by the organizer through GPMAS.\n"
-) * 2
 
 
 # --- Counting Redis round trips -----------------------------------------------------------------
@@ -108,16 +102,6 @@ def sql_queries():
     queries.extend(context.captured_queries)
 
 
-def query_kinds(queries: list[dict]) -> dict[str, int]:
-    table = re.compile(r'(?:\bINTO|\bFROM|^UPDATE)\s+"(\w+)"', re.I)
-    kinds: Counter[str] = Counter()
-    for query in queries:
-        sql = query["sql"].lstrip()
-        found = table.search(sql)
-        kinds[f"{sql.split(None, 1)[0].upper()} {found[1]}" if found else sql.split()[0]] += 1
-    return dict(sorted(kinds.items()))
-
-
 def micro(seconds: list[float]) -> dict:
     ordered = sorted(seconds)
 
@@ -175,7 +159,7 @@ def counted(call) -> dict:
         "redis_round_trips": calls.round_trips / COUNTED,
         "redis_commands": {k: v / COUNTED for k, v in calls.commands.items()},
         "sql_queries": len(queries) / COUNTED,
-        "sql_query_kinds": {k: v / COUNTED for k, v in query_kinds(queries).items()},
+        "sql_query_kinds": {k: v / COUNTED for k, v in statement_kinds(queries).items()},
     }
 
 
@@ -316,12 +300,7 @@ class StageTimes:
 def drafts(count: int):
     from delivery.services import EmailDraft
 
-    return [
-        EmailDraft(kind="test", from_email="GPMAS Bench <bench@example.com>",
-                   to_email=f"guest{i}@example.com", subject=f"Invitation #{i}: the dinner",
-                   text_body=BODY.format(token=f"{i:064x}"))
-        for i in range(count)
-    ]  # fmt: skip
+    return [EmailDraft(kind="test", from_email=FROM_EMAIL, **draft(i)) for i in range(count)]
 
 
 def send(kind: str, count: int) -> dict:
@@ -381,7 +360,7 @@ def send(kind: str, count: int) -> dict:
         "redis_commands_per_message": {k: v / len(counted) for k, v in calls.commands.items()},
         "sql_queries_per_message": len(queries) / len(counted),
         "sql_query_kinds_per_message": {
-            k: v / len(counted) for k, v in query_kinds(queries).items()
+            k: v / len(counted) for k, v in statement_kinds(queries).items()
         },
         "check": f"{sent}/{len(ids)} sent, {attempts} attempts, {accepted} accepted by the sink",
         "ok": sent == len(ids) == attempts == accepted,
