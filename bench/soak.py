@@ -15,7 +15,14 @@ import time
 import psutil
 
 from bench.fanout import FROM_EMAIL, _only_provider, draft
-from bench.stack import sandbox_reset, sandbox_stats, start_beat, start_workers, wait_until
+from bench.stack import (
+    configure_sandbox_providers,
+    sandbox_reset,
+    sandbox_stats,
+    start_beat,
+    start_workers,
+    wait_until,
+)
 
 ENQUEUE_CHUNK = 10_000
 
@@ -30,6 +37,7 @@ def run(count: int = 100_000) -> dict:
     from delivery.services import EmailDraft, email_enqueue_bulk
     from reliability.halt import system_halt, system_resume
 
+    configure_sandbox_providers()
     EmailJob.objects.all().delete()
     _only_provider("sendgrid")
     sandbox_reset()
