@@ -142,11 +142,16 @@ def email_jobs_retry_now(*, job_ids: Sequence[int]) -> int:
 
 
 def nudge_drain() -> None:
-    """Ask for a drain now. Best effort: the periodic drain finds the jobs anyway."""
+    """Ask for a drain now. Best effort: the periodic drain finds the jobs anyway.
+
+    The request expires like the periodic one: nudges written while no worker consumes (workers
+    down or busy) would otherwise pile up, and a returning worker would run thousands of drains,
+    one after the other, before the first send (seen in the soak benchmark: 2,203 of them).
+    """
     from delivery.tasks import drain, publish_or_fail_fast
 
     try:
-        publish_or_fail_fast(drain)
+        publish_or_fail_fast(drain, expires=settings.GPMAS_DRAIN_INTERVAL_SECONDS * 2)
     except Exception:  # broker down: the beat-driven drain picks the jobs up later
         log.warning("could not nudge the drain; the periodic drain will send the jobs")
 

@@ -15,7 +15,7 @@ def send_jobs(job_ids: list[int]) -> None:
     sending.jobs_send(job_ids=job_ids)
 
 
-def publish_or_fail_fast(task: Task, *args) -> None:
+def publish_or_fail_fast(task: Task, *args, expires: float | None = None) -> None:
     """Publish at once or raise: no connection retries.
 
     Celery's producer retries a refused broker connection for seconds; a web request that
@@ -24,4 +24,4 @@ def publish_or_fail_fast(task: Task, *args) -> None:
     """
     with task.app.connection_for_write() as connection:
         connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
-        task.apply_async(args=args or None, connection=connection, retry=False)
+        task.apply_async(args=args or None, connection=connection, retry=False, expires=expires)

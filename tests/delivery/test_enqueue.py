@@ -1,4 +1,5 @@
 import datetime as dt
+import json
 import math
 
 import pytest
@@ -7,7 +8,7 @@ from django.db import connection
 from django.utils import timezone
 
 from delivery.models import EmailJob
-from delivery.services import EmailDraft, email_enqueue, email_enqueue_bulk
+from delivery.services import EmailDraft, email_enqueue, email_enqueue_bulk, nudge_drain
 
 pytestmark = pytest.mark.django_db
 
@@ -120,3 +121,14 @@ def test_a_nudge_with_the_broker_down_fails_fast_and_keeps_the_job(caplog):
     assert elapsed < 1.0  # Celery's own retries would hold a web request for seconds
     assert "could not nudge the drain" in caplog.text
     assert EmailJob.objects.filter(pk=job.pk, status="queued").exists()
+
+
+def test_a_nudge_expires_like_the_periodic_drain(redis_client, settings):
+    """Nudges written while no worker consumes must not pile up into a queue of drains."""
+    queue = f"{settings.CELERY_BROKER_TRANSPORT_OPTIONS['global_keyprefix']}celery"
+    nudge_drain()
+    headers = json.loads(redis_client.lindex(queue, 0))["headers"]
+    expires = dt.datetime.fromisoformat(headers["expires"])
+    left = (expires - dt.datetime.now(dt.UTC)).total_seconds()
+    assert headers["task"] == "gpmas.delivery.drain"
+    assert 0 < left <= settings.GPMAS_DRAIN_INTERVAL_SECONDS * 2
