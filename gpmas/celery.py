@@ -3,7 +3,14 @@
 import os
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_shutdown, worker_ready, worker_shutdown
+from celery.signals import (
+    task_postrun,
+    task_prerun,
+    worker_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gpmas.settings")
 
@@ -19,6 +26,18 @@ def _import_provider_sdks(**kwargs) -> None:
     from delivery.providers import adapter_class
 
     adapter_class("console")
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _close_old_database_connections(**kwargs) -> None:
+    # What Django does around every request: drop a connection past DATABASE_CONN_MAX_AGE or
+    # one that failed, and check the rest before reuse. Celery's own fixup would close it
+    # after every task instead (settings.CELERY_DB_REUSE_MAX turns that off): a new
+    # PostgreSQL session per batch of 100 jobs.
+    from django.db import close_old_connections
+
+    close_old_connections()
 
 
 @worker_process_shutdown.connect

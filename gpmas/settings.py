@@ -181,6 +181,9 @@ GPMAS_PROBE_TIMEOUT_SECONDS = env_int(
 # --- Celery (DESIGN.md §7, REFERENCE.md "Celery on Redis") ------------------------------------
 CELERY_BROKER_URL = env_redis_url("CELERY_BROKER_URL", REDIS_URL)
 CELERY_TASK_ACKS_LATE = True
+# Database connections in workers follow DATABASE_CONN_MAX_AGE (gpmas/celery.py), not Celery's
+# close-after-every-task default.
+CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True

@@ -130,3 +130,68 @@ def test_send_test_reaches_the_inbox_once_per_provider_kind(start_worker, clean_
     wait_for(lambda: statuses() == {Status.SENT: 4}, timeout=30, message="4 test emails sent")
     kinds = sorted(m.provider for m in clean_sandbox.inbox.messages())
     assert kinds == ["mailgun", "sendgrid", "ses", "smtp"]
+
+
+def worker_backends() -> set[int]:
+    """Process ids of the other sessions on the test database: the worker's connections."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        )
+        return {pid for (pid,) in cursor.fetchall()}
+
+
+def enqueue_for_tasks(count: int) -> list[int]:
+    """Jobs the drain leaves alone (stamped as just published), for tasks the test sends."""
+    ids = enqueue(count)
+    EmailJob.objects.filter(pk__in=ids).update(dispatched_at=timezone.now())
+    return ids
+
+
+def send_one_task(job_id: int) -> None:
+    send_jobs.apply_async(args=[[job_id]])
+    wait_for(lambda: EmailJob.objects.get(pk=job_id).status == Status.SENT, timeout=30,
+             message=f"job {job_id} sent")  # fmt: skip
+
+
+@pytest.fixture
+def postgresql_only():
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("reads PostgreSQL's session list")
+
+
+def test_a_worker_keeps_its_database_connection_from_task_to_task(
+    postgresql_only, start_worker, clean_sandbox
+):
+    # Celery's Django fixup closes the connection around every task unless told otherwise;
+    # DATABASE_CONN_MAX_AGE is to govern it, as for web requests.
+    first, second, third = enqueue_for_tasks(3)
+    start_worker("a")
+    send_one_task(first)
+    after_first = worker_backends()
+    assert len(after_first) == 1, "the idle worker still holds one connection"
+    send_one_task(second)
+    send_one_task(third)
+    assert worker_backends() == after_first
+
+
+def test_a_worker_replaces_a_connection_the_database_dropped_between_tasks(
+    postgresql_only, start_worker, clean_sandbox
+):
+    from django.db import connection
+
+    first, second = enqueue_for_tasks(2)
+    start_worker("a")
+    send_one_task(first)
+    [dropped] = worker_backends()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [dropped])
+    wait_for(lambda: dropped not in worker_backends(), timeout=10, message="backend gone")
+    send_one_task(second)  # checked before reuse (CONN_HEALTH_CHECKS), so reopened at once
+    assert EmailJob.objects.get(pk=second).attempts == 1
+    assert len(worker_backends() - {dropped}) == 1
