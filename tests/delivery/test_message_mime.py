@@ -7,8 +7,10 @@ import email
 import email.policy
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from delivery.message import JOB_HEADER, OutgoingMessage
+from delivery.message import JOB_HEADER, WIRE, OutgoingMessage
 from delivery.providers import build_adapter
 
 ICS = (
@@ -133,3 +135,37 @@ def test_a_non_ascii_message_comes_back_intact_through_the_smtp_sink(providers, 
     [calendar] = [p for p in raw.walk() if p.get_content_type() == "text/calendar"]
     assert calendar.get_param("method") == "REQUEST"
     assert copy.raw.isascii()
+
+
+# --- the wire policy's shortcut: the same bytes as compat32's own folding -------------------
+LIBRARY = email.policy.compat32.clone(linesep="\r\n")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "Invitation #7: the benchmark dinner",
+        "  leading and trailing  ",
+        "tabs\tand  runs   of spaces",
+        "x" * (78 - len("Subject: ")),  # exactly at the limit: the shortcut
+        "x" * (79 - len("Subject: ")),  # one over: the library's path
+        "words " * 30,  # long: folded by the library
+        "Grüße",  # non-ASCII: RFC 2047 by the library
+        "line\r\nbreak",
+    ],
+)
+def test_the_wire_policy_writes_a_header_as_compat32_does(value):
+    assert WIRE.fold_binary("Subject", value) == LIBRARY.fold_binary("Subject", value)
+
+
+@given(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126) | st.just("\t"),
+               max_size=90))  # fmt: skip
+def test_the_wire_policy_matches_compat32_on_any_ascii_value(value):
+    assert WIRE.fold_binary("X-Event", value) == LIBRARY.fold_binary("X-Event", value)
+
+
+@pytest.mark.parametrize("overrides", [{}, {"subject": "Plain ASCII", "html_body": "", "ics": ""}])
+def test_a_whole_message_comes_out_as_compat32_writes_it(overrides):
+    mime = message(**overrides).to_mime()
+    assert mime.as_bytes(policy=WIRE) == mime.as_bytes(policy=LIBRARY)
