@@ -25,6 +25,8 @@ from email.message import EmailMessage
 
 from bench.stack import (
     configure_sandbox_providers,
+    machine_cpu_seconds,
+    sandbox_cpu_seconds,
     sandbox_reset,
     sandbox_stats,
     start_beat,
@@ -42,6 +44,38 @@ BODY = (
     "Accept or decline: https://gpmas.example.com/i/{token}\n\n"
     "This invitation was sent by the organizer through GPMAS.\n"
 ) * 2
+
+
+class Window:
+    """The clocked part of one contestant's run: its wall time, and the CPU time the sink and
+    the whole machine spent meanwhile (Linux; elsewhere only the wall time)."""
+
+    def __enter__(self) -> Window:
+        self.sink, self.machine = sandbox_cpu_seconds(), machine_cpu_seconds()
+        self.started = time.time()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.sink_used = _used(self.sink, sandbox_cpu_seconds())
+        self.machine_used = _used(self.machine, machine_cpu_seconds())
+        self.seconds = time.time() - self.started
+
+    def figures(self, count: int, seconds: float | None = None) -> dict:
+        """``seconds``: the run's own measure of its span, when it has a better one."""
+        seconds = seconds or self.seconds
+        figures = {"seconds": seconds}
+        if self.sink_used is not None:
+            # What one message costs the sink, and how busy the contestant kept its one thread.
+            figures["sink_ms_per_message"] = 1000 * self.sink_used / count
+            figures["sink_busy"] = self.sink_used / seconds
+        if self.machine_used is not None:
+            # Everything the machine did per message, sink included: on two cores, the bound.
+            figures["machine_ms_per_message"] = 1000 * self.machine_used / count
+        return figures
+
+
+def _used(before: float | None, after: float | None) -> float | None:
+    return None if before is None or after is None else after - before
 
 
 def draft(i: int) -> dict:
@@ -68,7 +102,7 @@ def _only_provider(kind: str):
 
 
 def gpmas_run(kind: str, count: int) -> dict:
-    from django.db.models import Max, Min
+    from django.db.models import Max
 
     from delivery.models import EmailJob
     from delivery.services import EmailDraft, email_enqueue_bulk
@@ -80,18 +114,17 @@ def gpmas_run(kind: str, count: int) -> dict:
     system_halt(reason="benchmark: writing the queue", source="bench")
     email_enqueue_bulk(EmailDraft(kind="test", from_email=FROM_EMAIL, **draft(i))
                        for i in range(count))  # fmt: skip
-    started = time.time()
-    system_resume(reason="benchmark: go", source="bench")
     sent = EmailJob.objects.filter(status=EmailJob.Status.SENT)
-    wait_until(lambda: sent.count() >= count, timeout=max(120, count / 20), interval=0.25,
-               what=f"{count} GPMAS jobs sent")  # fmt: skip
-    span = EmailJob.objects.aggregate(first=Min("finished_at"), last=Max("finished_at"))
-    elapsed = span["last"].timestamp() - started
+    with Window() as window:
+        system_resume(reason="benchmark: go", source="bench")
+        wait_until(lambda: sent.count() >= count, timeout=max(120, count / 20), interval=0.25,
+                   what=f"{count} GPMAS jobs sent")  # fmt: skip
+    last = EmailJob.objects.aggregate(last=Max("finished_at"))["last"]
     accepted = sandbox_stats()[kind]["messages"]
     not_sent = EmailJob.objects.exclude(status=EmailJob.Status.SENT).count()
     attempts = sum(EmailJob.objects.values_list("attempts", flat=True))
     return {
-        "seconds": elapsed,
+        **window.figures(count, last.timestamp() - window.started),
         "accepted": accepted,
         "check": f"{count - not_sent}/{count} sent, {attempts} attempts",
         "ok": accepted == count and not_sent == 0 and attempts == count,
@@ -110,12 +143,11 @@ def post_office_run(count: int) -> dict:
          "message": d["text_body"]}
         for d in map(draft, range(count))
     ])  # fmt: skip
-    started = time.time()
-    mail.send_queued_mail_until_done(processes=1)
-    elapsed = time.time() - started
+    with Window() as window:
+        mail.send_queued_mail_until_done(processes=1)
     sent = Email.objects.filter(status=STATUS.sent).count()
     accepted = sandbox_stats()["smtp"]["messages"]
-    return {"seconds": elapsed, "accepted": accepted, "check": f"{sent}/{count} sent",
+    return {**window.figures(count), "accepted": accepted, "check": f"{sent}/{count} sent",
             "ok": sent == count == accepted}  # fmt: skip
 
 
@@ -131,12 +163,11 @@ def mailer_run(count: int) -> dict:
     for d in map(draft, range(count)):
         email = DjangoEmail(d["subject"], d["text_body"], FROM_EMAIL, [d["to_email"]])
         Message.objects.create(email=email)  # what mailer.send_mail() does, minus the backend
-    started = time.time()
-    engine.send_all()
-    elapsed = time.time() - started
+    with Window() as window:
+        engine.send_all()
     sent = MessageLog.objects.filter(result="1").count()
     accepted = sandbox_stats()["smtp"]["messages"]
-    return {"seconds": elapsed, "accepted": accepted, "check": f"{sent}/{count} sent",
+    return {**window.figures(count), "accepted": accepted, "check": f"{sent}/{count} sent",
             "ok": sent == count == accepted}  # fmt: skip
 
 
@@ -188,11 +219,10 @@ def bare_run(kind: str, count: int) -> dict:
     context = multiprocessing.get_context("spawn")  # no inherited Django connections
     with concurrent.futures.ProcessPoolExecutor(CONNECTIONS, mp_context=context) as pool:
         list(pool.map(abs, [0] * CONNECTIONS))  # start the processes before the clock
-        started = time.time()
-        done = sum(pool.map(target, jobs))
-        elapsed = time.time() - started
+        with Window() as window:
+            done = sum(pool.map(target, jobs))
     accepted = sandbox_stats()[kind]["messages"]
-    return {"seconds": elapsed, "accepted": accepted, "check": f"{done}/{count} sent",
+    return {**window.figures(count), "accepted": accepted, "check": f"{done}/{count} sent",
             "ok": done == count == accepted}  # fmt: skip
 
 
@@ -225,3 +255,11 @@ def run(count: int) -> list[dict]:
         gpmas = next(r for r in rows if r["sink"] == row["sink"] and r["contestant"][:5] == "GPMAS")
         row["gpmas_ratio"] = gpmas["per_second"] / row["per_second"]
     return rows
+
+
+def sink_ceiling(rows: list[dict], sink: str = "smtp") -> float | None:
+    """Messages a second the sink could take at most: its one thread 100 % busy, at the lowest
+    cost per message any contestant caused. No client can be faster than this."""
+    costs = [r["sink_ms_per_message"] for r in rows if r["sink"] == sink
+             and "sink_ms_per_message" in r]  # fmt: skip
+    return 1000 / min(costs) if costs else None

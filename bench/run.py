@@ -38,11 +38,24 @@ def plan(args):
 
 
 def print_fanout_table(rows: list[dict]) -> None:
-    print("\n| sink | contestant | msg/s | GPMAS / this | check |")
-    print("|---|---|---:|---:|---|")
+    from bench.fanout import sink_ceiling
+
+    print("\n| sink | contestant | msg/s | GPMAS / this | sink CPU/msg | sink busy "
+          "| machine CPU/msg | check |")  # fmt: skip
+    print("|---|---|---:|---:|---:|---:|---:|---|")
     for row in rows:
+        costs = (_ms(row.get("sink_ms_per_message")),
+                 f"{row['sink_busy']:.0%}" if "sink_busy" in row else "-",
+                 _ms(row.get("machine_ms_per_message")))  # fmt: skip
         print(f"| {row['sink']} | {row['contestant']} | {row['per_second']:.0f} | "
-              f"{row['gpmas_ratio']:.2f}x | {row['check']} |")  # fmt: skip
+              f"{row['gpmas_ratio']:.2f}x | {' | '.join(costs)} | {row['check']} |")  # fmt: skip
+    ceiling = sink_ceiling(rows)
+    if ceiling:
+        print(f"\nSMTP sink ceiling (its one thread 100 % busy): {ceiling:.0f} msg/s")
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} ms"
 
 
 def main() -> int:

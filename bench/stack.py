@@ -193,9 +193,13 @@ class Process:
         self._log.close()
 
 
+_sandbox: Process | None = None
+
+
 def start_sandbox() -> Process:
     """The emulators in their own process, so their CPU is not the benchmark process's."""
-    sandbox = Process("sandbox", [sys.executable, "manage.py", "sandbox", "run"])
+    global _sandbox
+    sandbox = _sandbox = Process("sandbox", [sys.executable, "manage.py", "sandbox", "run"])
 
     def answering() -> bool:
         sandbox.check_alive()
@@ -203,6 +207,30 @@ def start_sandbox() -> Process:
 
     wait_until(answering, timeout=60, what="the sandbox")
     return sandbox
+
+
+def sandbox_cpu_seconds() -> float | None:
+    """CPU time the sandbox process has used so far (all its threads), or None off Linux.
+
+    The SMTP sink answers on one thread (asyncio), so its CPU time per message bounds what any
+    client can get from it: 1 / (seconds per message) messages a second at one core.
+    """
+    try:
+        stat = Path(f"/proc/{_sandbox.popen.pid}/stat").read_text()
+    except (AttributeError, OSError):
+        return None
+    user, system = stat.rsplit(")", 1)[1].split()[11:13]  # utime, stime (fields 14 and 15)
+    return (int(user) + int(system)) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu_seconds() -> float | None:
+    """CPU time the whole machine has spent busy so far (every process, all cores), or None."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = map(int, fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def start_workers(count: int, *, concurrency: int = 1, **env: str) -> list[Process]:
