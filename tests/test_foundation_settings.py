@@ -128,3 +128,40 @@ def test_production_settings_pass_check_deploy_without_warnings():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+PRINT_DATABASE_OPTIONS = (
+    "from django.conf import settings; print(settings.DATABASES['default'].get('OPTIONS'))"
+)
+
+
+@pytest.mark.parametrize(
+    ("binding", "expected"), [(None, "{'server_side_binding': True}"), ("0", "{}")]
+)
+def test_postgresql_binds_parameters_server_side_unless_turned_off(binding, expected):
+    env = {"DEBUG": "1", "DATABASE_URL": "postgres://u@db.example:5432/gpmas"}
+    if binding is not None:
+        env["DATABASE_SERVER_SIDE_BINDING"] = binding
+    result = run_django(env, "shell", "-c", PRINT_DATABASE_OPTIONS)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == expected  # after the shell's banner
+
+
+def test_options_given_in_the_database_url_are_kept_beside_the_binding():
+    url = "postgres://u@db.example:5432/gpmas?sslmode=require&application_name=w"
+    env = {"DEBUG": "1", "DATABASE_URL": url}
+    result = run_django(env, "shell", "-c", PRINT_DATABASE_OPTIONS)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == (
+        "{'sslmode': 'require', 'application_name': 'w', 'server_side_binding': True}"
+    )
+
+
+def test_a_bad_binding_switch_stops_startup_naming_it():
+    env = {"DEBUG": "1", "DATABASE_URL": "postgres://u@db.example:5432/gpmas",
+           "DATABASE_SERVER_SIDE_BINDING": "perhaps"}  # fmt: skip
+    result = run_django(env, "check")
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith(
+        "gpmas: configuration error: DATABASE_SERVER_SIDE_BINDING "
+    )
