@@ -84,22 +84,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, worker and beat share one SQLite file in the embedded setup: wait for the write lock
     # instead of failing at once, and take it at BEGIN so a read never has to upgrade.
     DATABASES["default"]["OPTIONS"] = {
-        **DATABASES["default"].get("OPTIONS", {}),
         "timeout": 20,
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-    }
-elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool(
-    "DATABASE_SERVER_SIDE_BINDING", True
-):
-    # PostgreSQL: parameters travel apart from the query, and psycopg prepares a statement once
-    # it has run five times on a connection. The send path repeats a handful of statements per
-    # message; quoting their parameters into the text and planning them afresh each time cost
-    # about 15 % of the machine's CPU per message (README, Performance). Off for a connection
-    # pooler in transaction mode, which cannot keep prepared statements.
-    DATABASES["default"]["OPTIONS"] = {
-        **DATABASES["default"].get("OPTIONS", {}),  # the URL's own (sslmode, application_name)
-        "server_side_binding": True,
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
