@@ -30,11 +30,13 @@ def _import_provider_sdks(**kwargs) -> None:
 
 @task_prerun.connect
 @task_postrun.connect
-def _close_old_database_connections(**kwargs) -> None:
+def _close_old_database_connections(sender=None, **kwargs) -> None:
     # What Django does around every request: drop a connection past DATABASE_CONN_MAX_AGE or
     # one that failed, and check the rest before reuse. Celery's own fixup would close it
     # after every task instead (settings.CELERY_DB_REUSE_MAX turns that off): a new
     # PostgreSQL session per batch of 100 jobs.
+    if getattr(getattr(sender, "request", None), "is_eager", False):
+        return  # run inline by apply(): the connection is its caller's, maybe mid-transaction
     from django.db import close_old_connections
 
     close_old_connections()

@@ -1,3 +1,4 @@
+import pytest
 from django.conf import settings
 
 from gpmas import celery_app
@@ -30,3 +31,13 @@ def test_beat_schedules_only_registered_tasks():
     celery_app.loader.import_default_modules()
     for entry in celery_app.conf.beat_schedule.values():
         assert entry["task"] in celery_app.tasks
+
+
+@pytest.mark.django_db
+def test_a_task_run_inline_leaves_its_callers_connection_alone(django_user_model):
+    from delivery.tasks import send_jobs
+
+    django_user_model.objects.create_user("ann", "ann@example.com", "pw-ann-1")
+    send_jobs.apply(args=[[]])  # inline, inside this test's transaction
+    # Closing the connection here would have broken the caller's transaction.
+    assert django_user_model.objects.filter(username="ann").exists()
