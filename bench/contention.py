@@ -57,19 +57,6 @@ def tokens_of(event) -> list[str]:
         "email_job__text_body", flat=True)]  # fmt: skip
 
 
-def database_slots() -> int:
-    """Connections to use at once: what the server has free, less a margin for the others."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT current_setting('max_connections')::int"
-            " - (SELECT count(*) FROM pg_stat_activity)"
-        )
-        free = cursor.fetchone()[0]
-    return max(8, min(60, free - 15))
-
-
 # --- Firing -------------------------------------------------------------------------------------
 def answer(token: str) -> tuple[str, int]:
     """(outcome, waitlist position told to the guest); refusals and errors as outcomes."""
@@ -279,6 +266,8 @@ def run(
     """``processes=0`` fires from threads of this process instead (as the tests do)."""
     first_job = next_job_id()
     organizer = new_organizer("contention")
+    from tests.processes import database_slots
+
     concurrency = min(concurrency or database_slots(), guests_count)
     processes = min(processes, concurrency)
     results: dict = {

@@ -36,6 +36,19 @@ def wait_for(condition: Callable[[], object], *, timeout: float, interval: float
         time.sleep(interval)
 
 
+def database_slots() -> int:
+    """Connections to use at once: what the server has free, less a margin for the others."""
+    if connection.vendor != "postgresql":
+        return 16  # SQLite serializes writers itself
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting('max_connections')::int"
+            " - (SELECT count(*) FROM pg_stat_activity)"
+        )
+        free = cursor.fetchone()[0]
+    return max(8, min(60, free - 15))
+
+
 def test_database_url() -> str:
     """The URL of the database this test run created (pytest-django's test database)."""
     db = connection.settings_dict

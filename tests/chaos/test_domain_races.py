@@ -22,8 +22,8 @@ from tests.chaos import checker
 from tests.chaos.conftest import assert_targets, finish, slow_providers
 from tests.chaos.harness import SCALE, append_report, scaled
 from tests.events.factories import make_event, tokens
-from tests.invitations.test_concurrency import database_slots, fire
-from tests.processes import wait_for
+from tests.invitations.test_concurrency import fire
+from tests.processes import database_slots, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.chaos, pytest.mark.django_db(transaction=True)]
 

@@ -25,24 +25,13 @@ from invitations import services
 from invitations.models import Invitation
 from invitations.services import SeatsConflict, invitation_accept, seats_recount
 from tests.events.factories import make_event, tokens
+from tests.processes import database_slots
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CAPACITY = 10
 GUESTS = 120
 ROUNDS = 5
-
-
-def database_slots() -> int:
-    if connection.vendor != "postgresql":
-        return 16  # SQLite serializes writers itself
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT current_setting('max_connections')::int"
-            " - (SELECT count(*) FROM pg_stat_activity)"
-        )
-        free = cursor.fetchone()[0]
-    return max(8, min(60, free - 15))
 
 
 def fire(tokens_: list[str], call: Callable[[str], object]) -> list[object]:
