@@ -4,6 +4,7 @@ import datetime as dt
 from collections import Counter
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from delivery import dispatch
@@ -134,8 +135,6 @@ def test_send_test_reaches_the_inbox_once_per_provider_kind(start_worker, clean_
 
 def worker_backends() -> set[int]:
     """Process ids of the other sessions on the test database: the worker's connections."""
-    from django.db import connection
-
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
@@ -157,17 +156,8 @@ def send_one_task(job_id: int) -> None:
              message=f"job {job_id} sent")  # fmt: skip
 
 
-@pytest.fixture
-def postgresql_only():
-    from django.db import connection
-
-    if connection.vendor != "postgresql":
-        pytest.skip("reads PostgreSQL's session list")
-
-
-def test_a_worker_keeps_its_database_connection_from_task_to_task(
-    postgresql_only, start_worker, clean_sandbox
-):
+@pytest.mark.postgres  # reads PostgreSQL's session list
+def test_a_worker_keeps_its_database_connection_from_task_to_task(start_worker, clean_sandbox):
     # Celery's Django fixup closes the connection around every task unless told otherwise;
     # DATABASE_CONN_MAX_AGE is to govern it, as for web requests.
     first, second, third = enqueue_for_tasks(3)
@@ -180,11 +170,10 @@ def test_a_worker_keeps_its_database_connection_from_task_to_task(
     assert worker_backends() == after_first
 
 
+@pytest.mark.postgres
 def test_a_worker_replaces_a_connection_the_database_dropped_between_tasks(
-    postgresql_only, start_worker, clean_sandbox
+    start_worker, clean_sandbox
 ):
-    from django.db import connection
-
     first, second = enqueue_for_tasks(2)
     start_worker("a")
     send_one_task(first)
