@@ -236,8 +236,12 @@ def fit(rows: list[dict]) -> dict:
     xs = {x for x, _ in points}
     if len(xs) < 2:
         same = len({q for _, q in points}) == 1
-        return {"constant_apart_from_batches": same, "formula": "one batch count only",
-                "a": None, "b": None}  # fmt: skip
+        return {
+            "constant_apart_from_batches": same,
+            "formula": "one batch count only",
+            "a": None,
+            "b": None,
+        }
     mean_x = sum(x for x, _ in points) / len(points)
     mean_y = sum(y for _, y in points) / len(points)
     b = sum((x - mean_x) * (y - mean_y) for x, y in points) / sum(
@@ -269,11 +273,14 @@ def run(sizes: tuple[int, ...] = SIZES) -> dict:
     for count in sizes:
         row = measure(count)
         rows.append(row)
-        print(f"  {count:>6} guests: {row['seconds']:6.2f} s, {row['queries']:>3} queries "
-              f"({row['batches']} batch{'es' if row['batches'] != 1 else ''}), "
-              f"peak {row['peak_python_mib']:6.1f} MiB Python, RSS +{row['rss_growth_mib']:.1f} "
-              f"MiB; preview {row['preview_seconds']:.2f} s, {row['preview_queries']} queries; "
-              f"{row['check']}", flush=True)  # fmt: skip
+        print(
+            f"  {count:>6} guests: {row['seconds']:6.2f} s, {row['queries']:>3} queries "
+            f"({row['batches']} batch{'es' if row['batches'] != 1 else ''}), "
+            f"peak {row['peak_python_mib']:6.1f} MiB Python, RSS +{row['rss_growth_mib']:.1f} "
+            f"MiB; preview {row['preview_seconds']:.2f} s, {row['preview_queries']} queries; "
+            f"{row['check']}",
+            flush=True,
+        )
     shape = fit(rows)
     print(f"  {shape['formula']}", flush=True)
     return {"batch_size": batch_size(), "sizes": rows, "query_shape": shape}

@@ -53,8 +53,10 @@ def tokens_of(event) -> list[str]:
     from tests.events.factories import TOKEN_IN_LINK
 
     bodies = Invitation.objects.filter(event=event).order_by("id")
-    return [TOKEN_IN_LINK.search(body)[1] for body in bodies.values_list(
-        "email_job__text_body", flat=True)]  # fmt: skip
+    return [
+        TOKEN_IN_LINK.search(body)[1]
+        for body in bodies.values_list("email_job__text_body", flat=True)
+    ]
 
 
 # --- Firing -------------------------------------------------------------------------------------
@@ -97,8 +99,9 @@ def fire_threads(shares: list[list[str]], barrier) -> list[tuple]:
         except Exception as exc:  # a broken barrier or connection: every unanswered token
             done = {record[0] for record in mine}
             now = time.perf_counter()
-            mine += [(t, f"error {type(exc).__name__}", 0, now, now) for t in share
-                     if t not in done]  # fmt: skip
+            mine += [
+                (t, f"error {type(exc).__name__}", 0, now, now) for t in share if t not in done
+            ]
         finally:
             connection.close()
         with lock:
@@ -244,16 +247,21 @@ def invariants(event, records: list[tuple], *, capacity: int | None) -> dict:
 def describe(name: str, result: dict) -> None:
     outcomes = ", ".join(f"{n} {k}" for k, n in sorted(result["outcomes"].items()))
     latency = result["latency_ms"]
-    print(f"  {name:<28} {result['accepts_per_second']:7.1f} accepts/s  "
-          f"({result['seconds']:.2f} s; {outcomes}; latency p50 {latency['p50']:.0f} ms, "
-          f"p99 {latency['p99']:.0f} ms){'' if result['ok'] else '  CHECK FAILED'}",
-          flush=True)  # fmt: skip
+    print(
+        f"  {name:<28} {result['accepts_per_second']:7.1f} accepts/s  "
+        f"({result['seconds']:.2f} s; {outcomes}; latency p50 {latency['p50']:.0f} ms, "
+        f"p99 {latency['p99']:.0f} ms){'' if result['ok'] else '  CHECK FAILED'}",
+        flush=True,
+    )
     checks = result.get("checks", {})
     if checks.get("waitlist_positions_told_differing_from_final_order"):
-        print(f"    waitlist positions told: "
-              f"{checks['waitlist_positions_told_differing_from_final_order']} differ from the "
-              f"final order, {checks['waitlist_positions_told_twice_or_more']} told to more than "
-              f"one guest", flush=True)  # fmt: skip
+        print(
+            f"    waitlist positions told: "
+            f"{checks['waitlist_positions_told_differing_from_final_order']} differ from the "
+            f"final order, {checks['waitlist_positions_told_twice_or_more']} told to more than "
+            f"one guest",
+            flush=True,
+        )
 
 
 # --- The benchmark ----------------------------------------------------------------------------
@@ -277,8 +285,11 @@ def run(
         "processes": processes,
     }
     where = f"{processes} processes" if processes else "threads of this process"
-    print(f"  {guests_count} accepts, capacity {capacity}, {concurrency} connections at once "
-          f"({where})", flush=True)  # fmt: skip
+    print(
+        f"  {guests_count} accepts, capacity {capacity}, {concurrency} connections at once "
+        f"({where})",
+        flush=True,
+    )
 
     def fire_at(shares: list[list[str]]) -> list[tuple]:
         warmups = new_event_tokens(organizer, processes, "warm") if processes else []
@@ -328,10 +339,13 @@ def run(
             "parallel_no_contention",
         )
     )
-    print(f"  contended / uncontended: {results['ratio_to_sequential_same_mix']:.2f} "
-          f"(sequential, same mix), {results['ratio_to_sequential_all_accepted']:.2f} "
-          f"(sequential, all accepted), {results['ratio_to_parallel_no_contention']:.2f} "
-          f"(parallel, no contention)", flush=True)  # fmt: skip
+    print(
+        f"  contended / uncontended: {results['ratio_to_sequential_same_mix']:.2f} "
+        f"(sequential, same mix), {results['ratio_to_sequential_all_accepted']:.2f} "
+        f"(sequential, all accepted), {results['ratio_to_parallel_no_contention']:.2f} "
+        f"(parallel, no contention)",
+        flush=True,
+    )
     return results
 
 

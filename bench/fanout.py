@@ -112,13 +112,18 @@ def gpmas_run(kind: str, count: int) -> dict:
     _only_provider(kind)
     sandbox_reset()
     system_halt(reason="benchmark: writing the queue", source="bench")
-    email_enqueue_bulk(EmailDraft(kind="test", from_email=FROM_EMAIL, **draft(i))
-                       for i in range(count))  # fmt: skip
+    email_enqueue_bulk(
+        EmailDraft(kind="test", from_email=FROM_EMAIL, **draft(i)) for i in range(count)
+    )
     sent = EmailJob.objects.filter(status=EmailJob.Status.SENT)
     with Window() as window:
         system_resume(reason="benchmark: go", source="bench")
-        wait_until(lambda: sent.count() >= count, timeout=max(120, count / 20), interval=0.25,
-                   what=f"{count} GPMAS jobs sent")  # fmt: skip
+        wait_until(
+            lambda: sent.count() >= count,
+            timeout=max(120, count / 20),
+            interval=0.25,
+            what=f"{count} GPMAS jobs sent",
+        )
     last = EmailJob.objects.aggregate(last=Max("finished_at"))["last"]
     accepted = sandbox_stats()[kind]["messages"]
     not_sent = EmailJob.objects.exclude(status=EmailJob.Status.SENT).count()
@@ -138,17 +143,27 @@ def post_office_run(count: int) -> dict:
 
     Email.objects.all().delete()
     sandbox_reset()
-    mail.send_many([
-        {"sender": FROM_EMAIL, "recipients": [d["to_email"]], "subject": d["subject"],
-         "message": d["text_body"]}
-        for d in map(draft, range(count))
-    ])  # fmt: skip
+    mail.send_many(
+        [
+            {
+                "sender": FROM_EMAIL,
+                "recipients": [d["to_email"]],
+                "subject": d["subject"],
+                "message": d["text_body"],
+            }
+            for d in map(draft, range(count))
+        ]
+    )
     with Window() as window:
         mail.send_queued_mail_until_done(processes=1)
     sent = Email.objects.filter(status=STATUS.sent).count()
     accepted = sandbox_stats()["smtp"]["messages"]
-    return {**window.figures(count), "accepted": accepted, "check": f"{sent}/{count} sent",
-            "ok": sent == count == accepted}  # fmt: skip
+    return {
+        **window.figures(count),
+        "accepted": accepted,
+        "check": f"{sent}/{count} sent",
+        "ok": sent == count == accepted,
+    }
 
 
 def mailer_run(count: int) -> dict:
@@ -167,8 +182,12 @@ def mailer_run(count: int) -> dict:
         engine.send_all()
     sent = MessageLog.objects.filter(result="1").count()
     accepted = sandbox_stats()["smtp"]["messages"]
-    return {**window.figures(count), "accepted": accepted, "check": f"{sent}/{count} sent",
-            "ok": sent == count == accepted}  # fmt: skip
+    return {
+        **window.figures(count),
+        "accepted": accepted,
+        "check": f"{sent}/{count} sent",
+        "ok": sent == count == accepted,
+    }
 
 
 # --- bare loops -----------------------------------------------------------------------------
@@ -194,12 +213,14 @@ def _sendgrid_share(args) -> int:
     client.client.timeout = 20
     for i in numbers:
         d = draft(i)
-        client.client.mail.send.post(request_body={
-            "personalizations": [{"to": [{"email": d["to_email"]}]}],
-            "from": {"email": "bench@example.com", "name": "GPMAS Bench"},
-            "subject": d["subject"],
-            "content": [{"type": "text/plain", "value": d["text_body"]}],
-        })  # fmt: skip
+        client.client.mail.send.post(
+            request_body={
+                "personalizations": [{"to": [{"email": d["to_email"]}]}],
+                "from": {"email": "bench@example.com", "name": "GPMAS Bench"},
+                "subject": d["subject"],
+                "content": [{"type": "text/plain", "value": d["text_body"]}],
+            }
+        )
     return len(numbers)
 
 
@@ -209,10 +230,19 @@ def bare_run(kind: str, count: int) -> dict:
     sandbox_reset()
     shares = [list(range(w, count, CONNECTIONS)) for w in range(CONNECTIONS)]
     if kind == "smtp":
-        target, jobs = _smtp_share, [
-            ("127.0.0.1", settings.SANDBOX_SMTP_PORT, settings.SANDBOX_SMTP_USERNAME,
-             settings.SANDBOX_SMTP_PASSWORD, share) for share in shares
-        ]  # fmt: skip
+        target, jobs = (
+            _smtp_share,
+            [
+                (
+                    "127.0.0.1",
+                    settings.SANDBOX_SMTP_PORT,
+                    settings.SANDBOX_SMTP_USERNAME,
+                    settings.SANDBOX_SMTP_PASSWORD,
+                    share,
+                )
+                for share in shares
+            ],
+        )
     else:
         url = f"http://127.0.0.1:{settings.SANDBOX_HTTP_PORT}"
         target, jobs = _sendgrid_share, [(url, settings.SANDBOX_API_KEY, s) for s in shares]
@@ -222,8 +252,12 @@ def bare_run(kind: str, count: int) -> dict:
         with Window() as window:
             done = sum(pool.map(target, jobs))
     accepted = sandbox_stats()[kind]["messages"]
-    return {**window.figures(count), "accepted": accepted, "check": f"{done}/{count} sent",
-            "ok": done == count == accepted}  # fmt: skip
+    return {
+        **window.figures(count),
+        "accepted": accepted,
+        "check": f"{done}/{count} sent",
+        "ok": done == count == accepted,
+    }
 
 
 # --- the benchmark ----------------------------------------------------------------------------
@@ -232,11 +266,15 @@ def run(count: int) -> list[dict]:
     rows = []
 
     def measure(sink: str, contestant: str, result: dict) -> None:
-        result.update(sink=sink, contestant=contestant, messages=count,
-                      per_second=count / result["seconds"])  # fmt: skip
+        result.update(
+            sink=sink, contestant=contestant, messages=count, per_second=count / result["seconds"]
+        )
         rows.append(result)
-        print(f"  {sink:<9} {contestant:<34} {result['per_second']:>8.0f} msg/s  "
-              f"({result['seconds']:.1f} s, {result['check']})", flush=True)  # fmt: skip
+        print(
+            f"  {sink:<9} {contestant:<34} {result['per_second']:>8.0f} msg/s  "
+            f"({result['seconds']:.1f} s, {result['check']})",
+            flush=True,
+        )
 
     workers = [*start_workers(WORKERS, concurrency=POOL), start_beat()]
     try:
@@ -249,8 +287,9 @@ def run(count: int) -> list[dict]:
     measure("smtp", "django-post-office send_queued", post_office_run(count))
     measure("smtp", "django-mailer send_all", mailer_run(count))
     measure("smtp", f"bare smtplib loop ({CONNECTIONS} conn.)", bare_run("smtp", count))
-    measure("sendgrid", f"bare sendgrid SDK loop ({CONNECTIONS} proc.)",
-            bare_run("sendgrid", count))  # fmt: skip
+    measure(
+        "sendgrid", f"bare sendgrid SDK loop ({CONNECTIONS} proc.)", bare_run("sendgrid", count)
+    )
     for row in rows:
         gpmas = next(r for r in rows if r["sink"] == row["sink"] and r["contestant"][:5] == "GPMAS")
         row["gpmas_ratio"] = gpmas["per_second"] / row["per_second"]
@@ -260,6 +299,7 @@ def run(count: int) -> list[dict]:
 def sink_ceiling(rows: list[dict], sink: str = "smtp") -> float | None:
     """Messages a second the sink could take at most: its one thread 100 % busy, at the lowest
     cost per message any contestant caused. No client can be faster than this."""
-    costs = [r["sink_ms_per_message"] for r in rows if r["sink"] == sink
-             and "sink_ms_per_message" in r]  # fmt: skip
+    costs = [
+        r["sink_ms_per_message"] for r in rows if r["sink"] == sink and "sink_ms_per_message" in r
+    ]
     return 1000 / min(costs) if costs else None

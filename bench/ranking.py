@@ -86,8 +86,11 @@ def _compress(names: list[str]) -> list[str]:
     """HMGET,GET,GET,HMGET,GET,GET -> 2x(HMGET,GET,GET) when the pattern repeats."""
     for size in range(1, len(names) // 2 + 1):
         if len(names) % size == 0 and names == names[:size] * (len(names) // size):
-            return [f"{len(names) // size}x({','.join(names[:size])})"] if size > 1 else [
-                f"{len(names)}x{names[0]}"]  # fmt: skip
+            return (
+                [f"{len(names) // size}x({','.join(names[:size])})"]
+                if size > 1
+                else [f"{len(names)}x{names[0]}"]
+            )
     return names
 
 
@@ -108,8 +111,12 @@ def micro(seconds: list[float]) -> dict:
     def at(p: float) -> float:
         return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1e6
 
-    return {"mean_us": statistics.fmean(ordered) * 1e6, "p50_us": at(50), "p99_us": at(99),
-            "max_us": ordered[-1] * 1e6}  # fmt: skip
+    return {
+        "mean_us": statistics.fmean(ordered) * 1e6,
+        "p50_us": at(50),
+        "p99_us": at(99),
+        "max_us": ordered[-1] * 1e6,
+    }
 
 
 # --- Providers --------------------------------------------------------------------------------
@@ -202,13 +209,17 @@ def selection(count: int) -> dict:
         },
     }
     for name, form in result["forms"].items():
-        print(f"  {name:<17} over {len(rows)} providers: {form['redis_round_trips']:g} Redis "
-              f"round trip(s), {form['sql_queries']:g} SQL queries; mean {form['mean_us']:.0f} us, "
-              f"p50 {form['p50_us']:.0f} us, p99 {form['p99_us']:.0f} us ({count} calls)",
-              flush=True)  # fmt: skip
+        print(
+            f"  {name:<17} over {len(rows)} providers: {form['redis_round_trips']:g} Redis "
+            f"round trip(s), {form['sql_queries']:g} SQL queries; mean {form['mean_us']:.0f} us, "
+            f"p50 {form['p50_us']:.0f} us, p99 {form['p99_us']:.0f} us ({count} calls)",
+            flush=True,
+        )
     for name, part in result["parts"].items():
-        print(f"    {name:<24} mean {part['mean_us']:6.0f} us, p99 {part['p99_us']:6.0f} us",
-              flush=True)  # fmt: skip
+        print(
+            f"    {name:<24} mean {part['mean_us']:6.0f} us, p99 {part['p99_us']:6.0f} us",
+            flush=True,
+        )
     return result
 
 
@@ -252,8 +263,12 @@ class StageTimes:
     def active(self):
         from delivery import outbox, provider_state, ranking, sending
 
-        modules = {"sending": sending, "outbox": outbox, "ranking": ranking,
-                   "provider_state": provider_state}  # fmt: skip
+        modules = {
+            "sending": sending,
+            "outbox": outbox,
+            "ranking": ranking,
+            "provider_state": provider_state,
+        }
         saved = []
         for stage, module_name, name in self.STAGES:
             module = modules[module_name]
@@ -365,11 +380,13 @@ def send(kind: str, count: int) -> dict:
         "check": f"{sent}/{len(ids)} sent, {attempts} attempts, {accepted} accepted by the sink",
         "ok": sent == len(ids) == attempts == accepted,
     }
-    print(f"  send to {kind:<8}: {result['per_message_ms']:.2f} ms per message "
-          f"({result['messages_per_second']:.0f}/s, one process); "
-          f"{result['redis_round_trips_per_message']:g} Redis round trips, "
-          f"{result['sql_queries_per_message']:g} SQL queries per message; {result['check']}",
-          flush=True)  # fmt: skip
+    print(
+        f"  send to {kind:<8}: {result['per_message_ms']:.2f} ms per message "
+        f"({result['messages_per_second']:.0f}/s, one process); "
+        f"{result['redis_round_trips_per_message']:g} Redis round trips, "
+        f"{result['sql_queries_per_message']:g} SQL queries per message; {result['check']}",
+        flush=True,
+    )
     stage_line = ", ".join(
         f"{stage} {ms:.3f}" for stage, ms in result["stages_ms_per_message"].items()
     )
@@ -395,8 +412,11 @@ def run(selections: int = 5000, sends: int = 500) -> dict:
         row["selection_alone_form"] = form
         row["selection_share_percent"] = 100 * mean_us / send_us
         row["selection_in_send_share_percent"] = 100 * row["selection_in_send_us"] / send_us
-        print(f"  selection / send to {row['sink']}: {row['selection_share_percent']:.1f} % "
-              f"({form} alone, 4 providers: {mean_us:.0f} us of {send_us:.0f} us per message); "
-              f"timed inside the send (1 provider): {row['selection_in_send_us']:.0f} us, "
-              f"{row['selection_in_send_share_percent']:.1f} %", flush=True)  # fmt: skip
+        print(
+            f"  selection / send to {row['sink']}: {row['selection_share_percent']:.1f} % "
+            f"({form} alone, 4 providers: {mean_us:.0f} us of {send_us:.0f} us per message); "
+            f"timed inside the send (1 provider): {row['selection_in_send_us']:.0f} us, "
+            f"{row['selection_in_send_share_percent']:.1f} %",
+            flush=True,
+        )
     return {"selection": alone, "sends": sinks}

@@ -40,15 +40,21 @@ def plan(args):
 def print_fanout_table(rows: list[dict]) -> None:
     from bench.fanout import sink_ceiling
 
-    print("\n| sink | contestant | msg/s | GPMAS / this | sink CPU/msg | sink busy "
-          "| machine CPU/msg | check |")  # fmt: skip
+    print(
+        "\n| sink | contestant | msg/s | GPMAS / this | sink CPU/msg | sink busy "
+        "| machine CPU/msg | check |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---|")
     for row in rows:
-        costs = (_ms(row.get("sink_ms_per_message")),
-                 f"{row['sink_busy']:.0%}" if "sink_busy" in row else "-",
-                 _ms(row.get("machine_ms_per_message")))  # fmt: skip
-        print(f"| {row['sink']} | {row['contestant']} | {row['per_second']:.0f} | "
-              f"{row['gpmas_ratio']:.2f}x | {' | '.join(costs)} | {row['check']} |")  # fmt: skip
+        costs = (
+            _ms(row.get("sink_ms_per_message")),
+            f"{row['sink_busy']:.0%}" if "sink_busy" in row else "-",
+            _ms(row.get("machine_ms_per_message")),
+        )
+        print(
+            f"| {row['sink']} | {row['contestant']} | {row['per_second']:.0f} | "
+            f"{row['gpmas_ratio']:.2f}x | {' | '.join(costs)} | {row['check']} |"
+        )
     ceiling = sink_ceiling(rows)
     if ceiling:
         print(f"\nSMTP sink ceiling (its one thread 100 % busy): {ceiling:.0f} msg/s")
@@ -73,8 +79,11 @@ def main() -> int:
     except stack.BenchSetupError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
-    report = {"started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-              "machine": stack.machine(), "results": {}}  # fmt: skip
+    report = {
+        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": stack.machine(),
+        "results": {},
+    }
     print("machine: " + ", ".join(f"{k} {v}" for k, v in report["machine"].items()), flush=True)
     sandbox = stack.start_sandbox()
     try:

@@ -43,8 +43,10 @@ def run(count: int = 100_000) -> dict:
     sandbox_reset()
     system_halt(reason="benchmark: writing the queue", source="bench")
     for start in range(0, count, ENQUEUE_CHUNK):
-        email_enqueue_bulk(EmailDraft(kind="test", from_email=FROM_EMAIL, **draft(i))
-                           for i in range(start, min(count, start + ENQUEUE_CHUNK)))  # fmt: skip
+        email_enqueue_bulk(
+            EmailDraft(kind="test", from_email=FROM_EMAIL, **draft(i))
+            for i in range(start, min(count, start + ENQUEUE_CHUNK))
+        )
     [worker] = start_workers(1)
     beat = start_beat()
     samples: list[tuple[int, float]] = []  # (messages sent, RSS MiB)
@@ -63,8 +65,12 @@ def run(count: int = 100_000) -> dict:
         started = time.time()
         system_resume(reason="benchmark: go", source="bench")
         sampler.start()
-        wait_until(lambda: sent.count() >= count, timeout=count / 20, interval=1.0,
-                   what=f"{count} jobs sent")  # fmt: skip
+        wait_until(
+            lambda: sent.count() >= count,
+            timeout=count / 20,
+            interval=1.0,
+            what=f"{count} jobs sent",
+        )
         elapsed = time.time() - started
         stop.set()
         sampler.join()
@@ -82,10 +88,12 @@ def run(count: int = 100_000) -> dict:
     growth = rss["end"] - rss["middle"]
     accepted = sandbox_stats()["sendgrid"]["messages"]
     attempts = sum(EmailJob.objects.values_list("attempts", flat=True))
-    print(f"  {count} messages in {elapsed:.0f} s ({count / elapsed:.0f}/s); worker RSS MiB: "
-          f"start {rss['start']}, middle {rss['middle']}, end {rss['end']} "
-          f"(middle to end {growth:+.1f}); {accepted} accepted, {attempts} attempts",
-          flush=True)  # fmt: skip
+    print(
+        f"  {count} messages in {elapsed:.0f} s ({count / elapsed:.0f}/s); worker RSS MiB: "
+        f"start {rss['start']}, middle {rss['middle']}, end {rss['end']} "
+        f"(middle to end {growth:+.1f}); {accepted} accepted, {attempts} attempts",
+        flush=True,
+    )
     result = {
         "messages": count,
         "seconds": elapsed,

@@ -238,10 +238,19 @@ def start_workers(count: int, *, concurrency: int = 1, **env: str) -> list[Proce
     workers = []
     for number in range(1, count + 1):
         command = [
-            sys.executable, "-m", "celery", "-A", "gpmas", "worker", "--pool=prefork",
-            f"--concurrency={concurrency}", f"--hostname=bench{number}-{RUN_ID}@%h",
-            "--without-mingle", "--without-gossip", "--loglevel=WARNING",
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "gpmas",
+            "worker",
+            "--pool=prefork",
+            f"--concurrency={concurrency}",
+            f"--hostname=bench{number}-{RUN_ID}@%h",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel=WARNING",
+        ]
         workers.append(Process(f"worker{number}", command, **env))
     from django.conf import settings
 
@@ -300,6 +309,14 @@ def configure_sandbox_providers() -> None:
 def start_beat() -> Process:
     """Celery beat on its default schedule: the periodic drain, as deployed."""
     schedule = SCRATCH / f"beat-schedule-{uuid.uuid4().hex[:6]}"
-    command = [sys.executable, "-m", "celery", "-A", "gpmas", "beat", "--loglevel=WARNING",
-               f"--schedule={schedule}"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "gpmas",
+        "beat",
+        "--loglevel=WARNING",
+        f"--schedule={schedule}",
+    ]
     return Process("beat", command)

@@ -33,8 +33,17 @@ class DeliveryAttemptInline(admin.TabularInline):
 
 @admin.register(EmailJob)
 class EmailJobAdmin(ReadOnlyAdmin):
-    list_display = ["id", "kind", "to_email", "subject", "status", "attempts", "provider",
-                    "next_attempt_at", "created_at"]  # fmt: skip
+    list_display = [
+        "id",
+        "kind",
+        "to_email",
+        "subject",
+        "status",
+        "attempts",
+        "provider",
+        "next_attempt_at",
+        "created_at",
+    ]
     list_filter = ["status", "kind", "provider"]
     search_fields = ["to_email", "subject", "topic", "idempotency_key", "provider_message_id"]
     list_select_related = ["provider"]
@@ -69,8 +78,18 @@ class EmailJobAdmin(ReadOnlyAdmin):
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
-    list_display = ["name", "kind", "enabled", "weight", "state", "penalty", "failures",
-                    "quota_today", "last_error", "secrets"]  # fmt: skip
+    list_display = [
+        "name",
+        "kind",
+        "enabled",
+        "weight",
+        "state",
+        "penalty",
+        "failures",
+        "quota_today",
+        "last_error",
+        "secrets",
+    ]
     list_editable = ["enabled", "weight"]
     actions = ["send_test_email", "reset_state", "disable"]
 
@@ -120,10 +139,12 @@ class ProviderAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["name", "kind", "enabled", "weight"]}),
         ("Quota", {"fields": ["daily_quota", "quota_reset_tz"]}),
-        ("Connection (non-secret)",
-         {"fields": ["api_base_url", "region", "domain", "host", "port", "use_tls"]}),
+        (
+            "Connection (non-secret)",
+            {"fields": ["api_base_url", "region", "domain", "host", "port", "use_tls"]},
+        ),
         ("Secrets (from the environment only)", {"fields": ["secrets"]}),
-    ]  # fmt: skip
+    ]
 
     @admin.action(description="Send a test email to me through each selected provider")
     def send_test_email(self, request, queryset):
@@ -155,15 +176,20 @@ class ProviderAdmin(admin.ModelAdmin):
             cls = adapter_class(obj.kind)
         except Exception:
             return "-"
-        names = [(secret_variable(obj.name, s), s in cls.required_secrets)
-                 for s in (*cls.required_secrets, *cls.optional_secrets)]  # fmt: skip
+        names = [
+            (secret_variable(obj.name, s), s in cls.required_secrets)
+            for s in (*cls.required_secrets, *cls.optional_secrets)
+        ]
         if not names:
             return "none needed"
         return format_html_join(
-            ", ", "{} ({})",
-            ((name, "set" if os.environ.get(name) else ("MISSING" if required else "not set"))
-             for name, required in names),
-        )  # fmt: skip
+            ", ",
+            "{} ({})",
+            (
+                (name, "set" if os.environ.get(name) else ("MISSING" if required else "not set"))
+                for name, required in names
+            ),
+        )
 
 
 @admin.register(DeliveryAttempt)

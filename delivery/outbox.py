@@ -156,10 +156,23 @@ def _accepted_sql() -> str:
     """
 
 
-ACCEPTED_ATTEMPT = ("job", "provider", "started_at", "duration_ms", "outcome", "error_code",
-                    "error_message")  # fmt: skip
-SENT = ("status", "provider", "provider_message_id", "lease_expires_at", "finished_at",
-        "last_error")  # fmt: skip
+ACCEPTED_ATTEMPT = (
+    "job",
+    "provider",
+    "started_at",
+    "duration_ms",
+    "outcome",
+    "error_code",
+    "error_message",
+)
+SENT = (
+    "status",
+    "provider",
+    "provider_message_id",
+    "lease_expires_at",
+    "finished_at",
+    "last_error",
+)
 
 
 def _columns(meta, names: tuple[str, ...]) -> list[str]:
@@ -168,8 +181,15 @@ def _columns(meta, names: tuple[str, ...]) -> list[str]:
 
 def _accepted_params(accepted: Accepted, now: dt.datetime) -> list:
     job, provider = accepted.job, accepted.provider
-    attempt = [job.pk, provider.pk, accepted.started_at, accepted.duration_ms,
-               DeliveryAttempt.Outcome.ACCEPTED, "", ""]  # fmt: skip
+    attempt = [
+        job.pk,
+        provider.pk,
+        accepted.started_at,
+        accepted.duration_ms,
+        DeliveryAttempt.Outcome.ACCEPTED,
+        "",
+        "",
+    ]
     sent = [Status.SENT, provider.pk, accepted.message_id[:255], None, now, ""]
     return [*attempt, *sent, job.pk, Status.SENDING, job.attempts]
 

@@ -160,8 +160,17 @@ def _view(raw: list, quota_used: bytes | None, probe: bytes | None, at: float) -
     )
 
 
-_FIELDS = ("p", "t", "cf", "opened", "open_until", "times_opened", "blocked_until",
-           "last_error", "last_error_at")  # fmt: skip
+_FIELDS = (
+    "p",
+    "t",
+    "cf",
+    "opened",
+    "open_until",
+    "times_opened",
+    "blocked_until",
+    "last_error",
+    "last_error_at",
+)
 
 
 def read_views(providers, *, at: float) -> dict[int, ProviderView]:
@@ -215,13 +224,21 @@ def refund(provider, *, at: float, recipients: int = 1) -> None:
     project_redis.client().decrby(key, recipients)
 
 
-def record_outcome(provider, outcome: str, *, at: float, probe: bool = False,
-                   retry_after: float | None = None, error: str = "") -> float:  # fmt: skip
+def record_outcome(
+    provider,
+    outcome: str,
+    *,
+    at: float,
+    probe: bool = False,
+    retry_after: float | None = None,
+    error: str = "",
+) -> float:
     """Apply one call's outcome to the provider's penalty and circuit. Returns the penalty."""
     pipe = project_redis.client().pipeline(transaction=False)
     unsent = _queue_unsent(pipe)  # first: outcomes apply in the order the calls ended
-    keys, args = _outcome_call(provider, outcome, at=at, probe=probe, retry_after=retry_after,
-                               error=error)  # fmt: skip
+    keys, args = _outcome_call(
+        provider, outcome, at=at, probe=probe, retry_after=retry_after, error=error
+    )
     pipe.evalsha(_script(RECORD_OUTCOME).sha, len(keys), *keys, *args)
     [penalty] = _execute(pipe, unsent, also=[(keys, args)])
     return float(penalty)
@@ -234,8 +251,9 @@ def record_success_later(provider, *, at: float) -> None:
     wait for the next selection's read (or any outcome written at once, or ``flush_outcomes``)
     instead of costing a round trip per message of their own.
     """
-    _unsent.append(_outcome_call(provider, "accepted", at=at, probe=False, retry_after=None,
-                                 error=""))  # fmt: skip
+    _unsent.append(
+        _outcome_call(provider, "accepted", at=at, probe=False, retry_after=None, error="")
+    )
 
 
 def flush_outcomes() -> None:
@@ -248,8 +266,9 @@ def flush_outcomes() -> None:
 _unsent: list[tuple[list[str], list]] = []
 
 
-def _outcome_call(provider, outcome: str, *, at: float, probe: bool, retry_after: float | None,
-                  error: str) -> tuple[list[str], list]:  # fmt: skip
+def _outcome_call(
+    provider, outcome: str, *, at: float, probe: bool, retry_after: float | None, error: str
+) -> tuple[list[str], list]:
     block_for = retry_after if retry_after is not None else settings.GPMAS_RATE_LIMIT_SECONDS
     keys = [_key(provider.pk), _key(provider.pk, "probe")]
     args = [

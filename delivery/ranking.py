@@ -120,8 +120,9 @@ class BatchRanking:
         if fresh:
             self._views = provider_state.read_views(self.providers, at=at)
             self._read_at = time.monotonic()
-        selection = select(self.providers if candidates is None else candidates, at=at,
-                           views=self._views)  # fmt: skip
+        selection = select(
+            self.providers if candidates is None else candidates, at=at, views=self._views
+        )
         selection.fresh = fresh
         return selection
 

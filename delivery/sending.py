@@ -118,8 +118,14 @@ def _flush_outcomes() -> None:
         log.warning("could not record the batch's last successes")
 
 
-def _send_together(untried: deque[EmailJob], ranker: ranking.BatchRanking, switch: HaltSwitch,
-                   results: dict, *, stop_at: float) -> None:  # fmt: skip
+def _send_together(
+    untried: deque[EmailJob],
+    ranker: ranking.BatchRanking,
+    switch: HaltSwitch,
+    results: dict,
+    *,
+    stop_at: float,
+) -> None:
     """Send the jobs that can share a call in one call per group, when the provider ranked first
     for this batch has a batch API (SendGrid's personalizations). Jobs sent leave ``untried``;
     the rest, and the jobs of a call that failed, go one by one after this.
@@ -158,8 +164,12 @@ def _send_together(untried: deque[EmailJob], ranker: ranking.BatchRanking, switc
                 ranker.forget()
 
 
-def _send_chunk(provider: Provider, chunk: list[tuple[EmailJob, OutgoingMessage]],
-                switch: HaltSwitch, untried: deque[EmailJob]) -> bool:  # fmt: skip
+def _send_chunk(
+    provider: Provider,
+    chunk: list[tuple[EmailJob, OutgoingMessage]],
+    switch: HaltSwitch,
+    untried: deque[EmailJob],
+) -> bool:
     """One batch call for ``chunk``. False: nothing was sent (halt, no quota, the call failed),
     and the chunk's jobs are back in ``untried`` for the one-by-one path."""
     if switch.halted():
@@ -178,8 +188,9 @@ def _send_chunk(provider: Provider, chunk: list[tuple[EmailJob, OutgoingMessage]
         _timed_out(jobs, provider, started, clock, probe=grant.probe)
         raise
     if error is None:
-        accepted = [outbox.Accepted(job, provider, message_id, started, _elapsed_ms(clock))
-                    for job in jobs]  # fmt: skip
+        accepted = [
+            outbox.Accepted(job, provider, message_id, started, _elapsed_ms(clock)) for job in jobs
+        ]
         write = functools.partial(outbox.record_accepted_together, accepted)
         switch.leave(record_sent(write, job_ids=[job.pk for job in jobs]))
         note_outcome(provider, None, probe=grant.probe)

@@ -38,9 +38,18 @@ def time_zone_choices() -> list[tuple[str, str]]:
 
 class EventForm(GuestListFields, forms.Form):
     field_order = [
-        "title", "description", "location", "timezone", "starts_at", "ends_at", "capacity",
-        "plus_ones_allowed", "rsvp_deadline", "guests", "guests_file",
-    ]  # fmt: skip
+        "title",
+        "description",
+        "location",
+        "timezone",
+        "starts_at",
+        "ends_at",
+        "capacity",
+        "plus_ones_allowed",
+        "rsvp_deadline",
+        "guests",
+        "guests_file",
+    ]
 
     title = forms.CharField(max_length=200)
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 4}))

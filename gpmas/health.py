@@ -62,10 +62,15 @@ def healthz(request: HttpRequest) -> JsonResponse:
         health = _provider_health() if checks["redis"] == "ok" else None
         if health is not None:
             report["providers"] = [
-                {"name": item.provider.name, "kind": item.provider.kind, "state": item.state,
-                 "penalty": round(item.view.penalty, 1), "quota": item.quota}
+                {
+                    "name": item.provider.name,
+                    "kind": item.provider.kind,
+                    "state": item.state,
+                    "penalty": round(item.view.penalty, 1),
+                    "quota": item.quota,
+                }
                 for item in health
-            ]  # fmt: skip
+            ]
         state = system.system_state(health) if health is not None or control.halted else None
         if state is not None:
             report["system"] = {"state": state.code, "message": state.message}

@@ -28,13 +28,21 @@ class SystemControlAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         return [
-            path("", self.admin_site.admin_view(self.control_view),
-                 name="reliability_systemcontrol_changelist"),
-            path("<path:object_id>/change/",
-                 self.admin_site.admin_view(lambda request, object_id: redirect(
-                     "admin:reliability_systemcontrol_changelist")),
-                 name="reliability_systemcontrol_change"),
-        ]  # fmt: skip
+            path(
+                "",
+                self.admin_site.admin_view(self.control_view),
+                name="reliability_systemcontrol_changelist",
+            ),
+            path(
+                "<path:object_id>/change/",
+                self.admin_site.admin_view(
+                    lambda request, object_id: redirect(
+                        "admin:reliability_systemcontrol_changelist"
+                    )
+                ),
+                name="reliability_systemcontrol_change",
+            ),
+        ]
 
     def control_view(self, request):
         if not self.has_view_permission(request):
@@ -50,12 +58,14 @@ class SystemControlAdmin(admin.ModelAdmin):
             source = f"admin from {request.META.get('REMOTE_ADDR', 'unknown')}"
             try:
                 if control.halted:
-                    halt.system_resume(reason=form.cleaned_data["reason"], by=request.user,
-                                       source=source)  # fmt: skip
+                    halt.system_resume(
+                        reason=form.cleaned_data["reason"], by=request.user, source=source
+                    )
                     self.message_user(request, "Sending resumed; the drain runs now.")
                 else:
-                    halt.system_halt(reason=form.cleaned_data["reason"], by=request.user,
-                                     source=source)  # fmt: skip
+                    halt.system_halt(
+                        reason=form.cleaned_data["reason"], by=request.user, source=source
+                    )
                     self.message_user(request, "All sending is halted.", messages.WARNING)
             except ValidationError as exc:
                 self.message_user(request, " ".join(exc.messages), messages.ERROR)

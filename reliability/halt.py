@@ -47,8 +47,9 @@ def system_resume(*, reason: str = "", by=None, source: str) -> SystemControl:
         control = _locked_control()
         if not control.halted:
             raise ValidationError("Sending is not halted.")
-        _change(control, halted=False, reason=(reason or "").strip() or "resumed", by=by,
-                source=source)  # fmt: skip
+        _change(
+            control, halted=False, reason=(reason or "").strip() or "resumed", by=by, source=source
+        )
         transaction.on_commit(lambda: sending_resumed.send(sender=SystemControl))
     return control
 

@@ -23,8 +23,13 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def wait_for(condition: Callable[[], object], *, timeout: float, interval: float = 0.05,
-             message: str = "condition") -> object:  # fmt: skip
+def wait_for(
+    condition: Callable[[], object],
+    *,
+    timeout: float,
+    interval: float = 0.05,
+    message: str = "condition",
+) -> object:
     """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -91,15 +96,28 @@ class CeleryWorker:
 
     def start(self, timeout: float = 60) -> CeleryWorker:
         command = [
-            sys.executable, "-m", "celery", "-A", "gpmas", "worker",
-            "--pool=prefork", f"--concurrency={self.concurrency}", f"--hostname={self.name}@%h",
-            "--without-mingle", "--without-gossip", "--loglevel=INFO",
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "gpmas",
+            "worker",
+            "--pool=prefork",
+            f"--concurrency={self.concurrency}",
+            f"--hostname={self.name}@%h",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel=INFO",
+        ]
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            command, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+            command,
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
-        )  # fmt: skip
+        )
         wait_for(self._ready, timeout=timeout, message=f"worker {self.name} to be ready")
         return self
 
@@ -219,9 +237,12 @@ class WebServer:
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "manage.py", "runserver", f"127.0.0.1:{self.port}", "--noreload"],
-            cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
-        )  # fmt: skip
+        )
 
         def answers() -> bool:
             if self.process.poll() is not None:
@@ -251,13 +272,27 @@ class CeleryBeat:
     def start(self, timeout: float = 30) -> CeleryBeat:
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "gpmas", "beat", "--loglevel=INFO",
-             f"--schedule={self.schedule}"],
-            cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "gpmas",
+                "beat",
+                "--loglevel=INFO",
+                f"--schedule={self.schedule}",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
-        )  # fmt: skip
-        wait_for(lambda: "beat: Starting" in self.log_path.read_text(errors="replace"),
-                 timeout=timeout, message="beat to start")  # fmt: skip
+        )
+        wait_for(
+            lambda: "beat: Starting" in self.log_path.read_text(errors="replace"),
+            timeout=timeout,
+            message="beat to start",
+        )
         return self
 
     def stop(self) -> None:

@@ -51,8 +51,11 @@ def test_env_database_parses_postgres_and_sqlite(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgres://u:p@db.example:5433/gpmas")
     pg = env_database("DATABASE_URL", "sqlite:///x.sqlite3")
     assert (pg["ENGINE"], pg["HOST"], pg["PORT"], pg["NAME"]) == (
-        "django.db.backends.postgresql", "db.example", 5433, "gpmas",
-    )  # fmt: skip
+        "django.db.backends.postgresql",
+        "db.example",
+        5433,
+        "gpmas",
+    )
     monkeypatch.delenv("DATABASE_URL")
     assert env_database("DATABASE_URL", "sqlite:////tmp/x.sqlite3")["NAME"] == "/tmp/x.sqlite3"
 

@@ -20,9 +20,16 @@ if TYPE_CHECKING:
     from delivery.models import Provider
 
 __all__ = [
-    "Adapter", "ErrorClass", "ProviderConfig", "ProviderConfigError", "SendError",
-    "adapter_class", "build_adapter", "provider_config_errors", "secret_variable",
-]  # fmt: skip
+    "Adapter",
+    "ErrorClass",
+    "ProviderConfig",
+    "ProviderConfigError",
+    "SendError",
+    "adapter_class",
+    "build_adapter",
+    "provider_config_errors",
+    "secret_variable",
+]
 
 
 def adapter_class(kind: str) -> type[Adapter]:

@@ -12,6 +12,11 @@ class ConsoleAdapter(Adapter):
 
     def send(self, message: OutgoingMessage) -> str:
         message_id = f"console-{uuid.uuid4().hex}"
-        log.info("email %s to %s: %s\n%s", message_id, message.to_email, message.subject,
-                 message.text_body)  # fmt: skip
+        log.info(
+            "email %s to %s: %s\n%s",
+            message_id,
+            message.to_email,
+            message.subject,
+            message.text_body,
+        )
         return message_id

@@ -67,8 +67,12 @@ class MailgunAdapter(Adapter):
         header = response.headers.get("Retry-After", "")
         if status == 429 and header.strip().isdigit():
             retry_after = float(header)
-        return SendError(error_class, f"HTTP {status}: {response.text[:500]}",
-                         code=str(status), retry_after=retry_after)  # fmt: skip
+        return SendError(
+            error_class,
+            f"HTTP {status}: {response.text[:500]}",
+            code=str(status),
+            retry_after=retry_after,
+        )
 
 
 def _after_send(error: requests.ConnectionError) -> bool:

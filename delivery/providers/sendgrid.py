@@ -95,8 +95,9 @@ class SendGridAdapter(Adapter):
             raise self._error(exc) from exc
         except urllib.error.URLError as exc:
             # urllib wraps failures before the request went out (refused, DNS, connect timeout).
-            raise SendError(ErrorClass.TRANSIENT, f"connection failed: {exc.reason}",
-                            code="connection") from exc  # fmt: skip
+            raise SendError(
+                ErrorClass.TRANSIENT, f"connection failed: {exc.reason}", code="connection"
+            ) from exc
         except (TimeoutError, http.client.HTTPException, ConnectionError) as exc:
             # The request was sent and no answer came back: SendGrid may have accepted it.
             raise SendError(
@@ -113,5 +114,9 @@ class SendGridAdapter(Adapter):
             reset = (exc.headers or {}).get("X-RateLimit-Reset")
             if reset and reset.strip().isdigit():
                 retry_after = max(0.0, int(reset) - time.time())
-        return SendError(http_error_class(status), f"HTTP {status}: {body[:500]}",
-                         code=str(status), retry_after=retry_after)  # fmt: skip
+        return SendError(
+            http_error_class(status),
+            f"HTTP {status}: {body[:500]}",
+            code=str(status),
+            retry_after=retry_after,
+        )

@@ -56,11 +56,13 @@ class SesAdapter(Adapter):
         except (ReadTimeoutError, ConnectionClosedError) as exc:
             raise SendError(ErrorClass.UNKNOWN, f"no response: {exc}", code="no_response") from exc
         except EndpointConnectionError as exc:
-            raise SendError(ErrorClass.TRANSIENT, f"connection failed: {exc}",
-                            code="connection") from exc  # fmt: skip
+            raise SendError(
+                ErrorClass.TRANSIENT, f"connection failed: {exc}", code="connection"
+            ) from exc
         except BotoCoreError as exc:
-            raise SendError(ErrorClass.TRANSIENT, f"{type(exc).__name__}: {exc}",
-                            code=type(exc).__name__) from exc  # fmt: skip
+            raise SendError(
+                ErrorClass.TRANSIENT, f"{type(exc).__name__}: {exc}", code=type(exc).__name__
+            ) from exc
         return response.get("MessageId", "")
 
     @staticmethod
@@ -74,5 +76,8 @@ class SesAdapter(Adapter):
             error_class = ErrorClass.TRANSIENT
         else:
             error_class = ErrorClass.PROVIDER_ERROR  # AccessDenied, NotFound, signature: ours
-        return SendError(error_class, f"{code or status}: {error.get('Message', '')}"[:500],
-                         code=code or str(status))  # fmt: skip
+        return SendError(
+            error_class,
+            f"{code or status}: {error.get('Message', '')}"[:500],
+            code=code or str(status),
+        )

@@ -55,8 +55,9 @@ class SmtpAdapter(Adapter):
         except smtplib.SMTPResponseException as exc:
             raise self._error(exc) from exc
         except (OSError, smtplib.SMTPException) as exc:
-            raise SendError(ErrorClass.TRANSIENT, f"connection failed: {exc!r}",
-                            code="connection") from exc  # fmt: skip
+            raise SendError(
+                ErrorClass.TRANSIENT, f"connection failed: {exc!r}", code="connection"
+            ) from exc
         connection.sock.settimeout(self.config.read_timeout)
         self.connection = connection
         return connection
@@ -132,10 +133,16 @@ class SmtpAdapter(Adapter):
 
     @staticmethod
     def _error(exc: smtplib.SMTPResponseException) -> SendError:
-        text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) \
-            else str(exc.smtp_error)  # fmt: skip
-        return SendError(smtp_error_class(exc.smtp_code), f"SMTP {exc.smtp_code}: {text}"[:500],
-                         code=str(exc.smtp_code))  # fmt: skip
+        text = (
+            exc.smtp_error.decode(errors="replace")
+            if isinstance(exc.smtp_error, bytes)
+            else str(exc.smtp_error)
+        )
+        return SendError(
+            smtp_error_class(exc.smtp_code),
+            f"SMTP {exc.smtp_code}: {text}"[:500],
+            code=str(exc.smtp_code),
+        )
 
     def close(self) -> None:
         if self.connection is None:

@@ -297,8 +297,9 @@ def capture(body: dict[str, Any], *, raw: str, message_id: str) -> list[Captured
         # Substitution tags are replaced in the subject and every content block, as SendGrid does
         # for requests without a dynamic template.
         substitutions = personalization.get("substitutions") or {}
-        subject = _substitute(personalization.get("subject") or body.get("subject") or "",
-                              substitutions)  # fmt: skip
+        subject = _substitute(
+            personalization.get("subject") or body.get("subject") or "", substitutions
+        )
         for _, _, email in _recipients(personalization):
             messages.append(
                 CapturedMessage(

@@ -71,8 +71,11 @@ ERROR_TABLE = [
     ("ses", Fault(status=400, code="LimitExceededException"), ErrorClass.RATE_LIMITED),
     ("ses", Fault(status=400, code="SendingPausedException"), ErrorClass.PROVIDER_ERROR),
     ("ses", Fault(status=400, code="AccountSuspendedException"), ErrorClass.PROVIDER_ERROR),
-    ("ses", Fault(status=400, code="MailFromDomainNotVerifiedException"),
-     ErrorClass.PROVIDER_ERROR),
+    (
+        "ses",
+        Fault(status=400, code="MailFromDomainNotVerifiedException"),
+        ErrorClass.PROVIDER_ERROR,
+    ),
     ("ses", Fault(status=400, code="MessageRejected"), ErrorClass.RECIPIENT_REJECTED),
     ("ses", Fault(status=400, code="BadRequestException"), ErrorClass.RECIPIENT_REJECTED),
     ("mailgun", Fault(status=500), ErrorClass.TRANSIENT),
@@ -87,13 +90,17 @@ ERROR_TABLE = [
     ("smtp", Fault(status=535), ErrorClass.PROVIDER_ERROR),
     ("smtp", Fault(status=550), ErrorClass.RECIPIENT_REJECTED),
     ("smtp", Fault(status=553), ErrorClass.RECIPIENT_REJECTED),
-]  # fmt: skip
+]
 
 
-@pytest.mark.parametrize(("kind", "fault", "expected"), ERROR_TABLE,
-                         ids=[f"{k}-{f.code or f.status}" for k, f, _ in ERROR_TABLE])  # fmt: skip
-def test_adapter_maps_each_provider_error_to_its_class(providers, clean_sandbox, kind, fault,
-                                                       expected):  # fmt: skip
+@pytest.mark.parametrize(
+    ("kind", "fault", "expected"),
+    ERROR_TABLE,
+    ids=[f"{k}-{f.code or f.status}" for k, f, _ in ERROR_TABLE],
+)
+def test_adapter_maps_each_provider_error_to_its_class(
+    providers, clean_sandbox, kind, fault, expected
+):
     clean_sandbox.faults.set(kind, fault)
     adapter = build_adapter(providers[kind])
     try:
@@ -138,8 +145,11 @@ def test_a_provider_in_full_outage_fails_without_a_message(providers, clean_sand
             adapter.send(message())
     finally:
         adapter.close()
-    assert caught.value.error_class in (ErrorClass.TRANSIENT, ErrorClass.UNKNOWN,
-                                        ErrorClass.RATE_LIMITED)  # fmt: skip
+    assert caught.value.error_class in (
+        ErrorClass.TRANSIENT,
+        ErrorClass.UNKNOWN,
+        ErrorClass.RATE_LIMITED,
+    )
     assert clean_sandbox.inbox.messages(kind) == []
 
 

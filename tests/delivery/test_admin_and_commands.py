@@ -110,8 +110,12 @@ def test_non_staff_cannot_reach_the_outbox_admin(client, organizer):
 def test_status_prints_each_providers_live_state_and_the_queue(providers, capsys):
     from delivery import provider_state
 
-    provider_state.record_outcome(providers["ses"], "provider_error", at=provider_state.now(),
-                                  error="403 AccountSuspendedException")  # fmt: skip
+    provider_state.record_outcome(
+        providers["ses"],
+        "provider_error",
+        at=provider_state.now(),
+        error="403 AccountSuspendedException",
+    )
     new_job()
     call_command("gpmas", "status")
     out = capsys.readouterr().out

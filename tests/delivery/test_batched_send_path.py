@@ -533,8 +533,16 @@ def test_claim_many_takes_due_free_jobs_in_id_order_counting_one_attempt_each():
     retrying_due = new_job()
     outbox.schedule_retry(outbox.claim(retrying_due.pk), error="503")
     EmailJob.objects.filter(pk=retrying_due.pk).update(next_attempt_at=timezone.now())
-    asked = [due[2].pk, later.pk, retrying_due.pk, due[0].pk, sending_already.pk, cancelled.pk,
-             due[1].pk, 10**9]  # fmt: skip
+    asked = [
+        due[2].pk,
+        later.pk,
+        retrying_due.pk,
+        due[0].pk,
+        sending_already.pk,
+        cancelled.pk,
+        due[1].pk,
+        10**9,
+    ]
 
     before = timezone.now()
     claimed = outbox.claim_many(asked)

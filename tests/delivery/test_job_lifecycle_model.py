@@ -52,8 +52,13 @@ class JobLifecycle(RuleBasedStateMachine):
     @rule(target=jobs, topic=st.sampled_from(["event:1", "event:2"]))
     def enqueue(self, topic):
         self.serial += 1
-        job = email_enqueue(kind="test", to_email=f"g{self.serial}@example.com", subject="S",
-                            text_body="b", topic=topic)  # fmt: skip
+        job = email_enqueue(
+            kind="test",
+            to_email=f"g{self.serial}@example.com",
+            subject="S",
+            text_body="b",
+            topic=topic,
+        )
         EmailJob.objects.filter(pk=job.pk).update(max_attempts=MAX_ATTEMPTS)
         return job.pk
 

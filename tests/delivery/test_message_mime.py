@@ -159,8 +159,11 @@ def test_the_wire_policy_writes_a_header_as_compat32_does(value):
     assert WIRE.fold_binary("Subject", value) == LIBRARY.fold_binary("Subject", value)
 
 
-@given(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126) | st.just("\t"),
-               max_size=90))  # fmt: skip
+@given(
+    st.text(
+        alphabet=st.characters(min_codepoint=32, max_codepoint=126) | st.just("\t"), max_size=90
+    )
+)
 def test_the_wire_policy_matches_compat32_on_any_ascii_value(value):
     assert WIRE.fold_binary("X-Event", value) == LIBRARY.fold_binary("X-Event", value)
 

@@ -179,12 +179,14 @@ def test_a_recovering_provider_gets_traffic_back_gradually():
 
 def test_standby_providers_come_last_and_only_then():
     main, standby = provider(1, weight=1), provider(2, weight=0)
-    ordered, _ = ranking.order([standby, main], provider_state.read_views([main, standby], at=T0),
-                               at=T0)  # fmt: skip
+    ordered, _ = ranking.order(
+        [standby, main], provider_state.read_views([main, standby], at=T0), at=T0
+    )
     assert [p.pk for p in ordered] == [1, 2]
     record(main, "provider_error", T0)
-    ordered, _ = ranking.order([standby, main], provider_state.read_views([main, standby], at=T0),
-                               at=T0)  # fmt: skip
+    ordered, _ = ranking.order(
+        [standby, main], provider_state.read_views([main, standby], at=T0), at=T0
+    )
     assert [p.pk for p in ordered] == [2]
 
 

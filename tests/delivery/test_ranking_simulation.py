@@ -97,13 +97,19 @@ class Simulation:
         self.deliveries[message] = (name, t, attempt)
 
     def share(self, name, start_hour, end_hour):
-        window = [p for p, t, _ in self.deliveries.values()
-                  if START + start_hour * HOUR <= t < START + end_hour * HOUR]  # fmt: skip
+        window = [
+            p
+            for p, t, _ in self.deliveries.values()
+            if START + start_hour * HOUR <= t < START + end_hour * HOUR
+        ]
         return Counter(window)[name] / len(window)
 
     def calls_between(self, name, start_hour, end_hour):
-        return [outcome for t, outcome in self.calls[name]
-                if START + start_hour * HOUR <= t < START + end_hour * HOUR]  # fmt: skip
+        return [
+            outcome
+            for t, outcome in self.calls[name]
+            if START + start_hour * HOUR <= t < START + end_hour * HOUR
+        ]
 
 
 def test_no_message_is_lost_or_delivered_twice(day):
@@ -119,8 +125,11 @@ def test_healthy_hours_follow_the_weights(day):
 def test_a_down_provider_is_failed_over_in_the_same_send_and_then_left_alone(day):
     # Failover takes no time: while one provider is down, every message is delivered at its
     # first send, by another provider.
-    during = [(p, attempt) for p, t, attempt in day.deliveries.values()
-              if START + 6 * HOUR <= t < START + 8 * HOUR]  # fmt: skip
+    during = [
+        (p, attempt)
+        for p, t, attempt in day.deliveries.values()
+        if START + 6 * HOUR <= t < START + 8 * HOUR
+    ]
     assert all(attempt == 0 for _, attempt in during)
     assert "a" not in {p for p, _ in during}
     # Of ~720 sends in those two hours, A sees the four failures that open its circuit, then
@@ -132,8 +141,9 @@ def test_a_down_provider_is_failed_over_in_the_same_send_and_then_left_alone(day
 
 
 def test_a_recovered_provider_gets_its_share_back_within_minutes(day):
-    back_at = min(t for t, outcome in day.calls["a"]
-                  if outcome == "accepted" and t >= START + 8 * HOUR)  # fmt: skip
+    back_at = min(
+        t for t, outcome in day.calls["a"] if outcome == "accepted" and t >= START + 8 * HOUR
+    )
     assert back_at - (START + 8 * HOUR) <= 300 + 10  # the longest open time, plus one message
     hourly = [round(day.share("a", h, h + 1), 2) for h in range(8, 11)]
     print("\nprovider a share by hour after recovery (8h, 9h, 10h):", hourly)

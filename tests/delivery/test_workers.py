@@ -152,8 +152,11 @@ def enqueue_for_tasks(count: int) -> list[int]:
 
 def send_one_task(job_id: int) -> None:
     send_jobs.apply_async(args=[[job_id]])
-    wait_for(lambda: EmailJob.objects.get(pk=job_id).status == Status.SENT, timeout=30,
-             message=f"job {job_id} sent")  # fmt: skip
+    wait_for(
+        lambda: EmailJob.objects.get(pk=job_id).status == Status.SENT,
+        timeout=30,
+        message=f"job {job_id} sent",
+    )
 
 
 @pytest.mark.postgres  # reads PostgreSQL's session list

@@ -116,9 +116,13 @@ def test_the_edit_form_shows_local_times_and_saves_them(organizer_client, organi
     year = timezone.now().year + 1
     response = organizer_client.post(
         reverse("event_edit", args=[event.pk]),
-        form_data(timezone="America/New_York", starts_at=f"{year}-07-04T19:00",
-                  ends_at=f"{year}-07-04T22:00", rsvp_deadline=""),
-    )  # fmt: skip
+        form_data(
+            timezone="America/New_York",
+            starts_at=f"{year}-07-04T19:00",
+            ends_at=f"{year}-07-04T22:00",
+            rsvp_deadline="",
+        ),
+    )
     assert response.status_code == 302
     event.refresh_from_db()
     assert event.starts_at == dt.datetime(year, 7, 4, 23, 0, tzinfo=dt.UTC)  # 19:00 EDT
@@ -151,11 +155,17 @@ def test_a_cancelled_event_cannot_be_edited_or_invited_to(organizer_client, orga
 def all_event_urls(event: Event, invitation: Invitation) -> list[tuple[str, str]]:
     """Every organizer URL of an event: (method, url). Keep in step with the URLconfs."""
     by_event = [
-        ("get", "event_detail"), ("get", "event_edit"), ("post", "event_edit"),
-        ("get", "event_cancel"), ("post", "event_cancel"), ("get", "event_delete"),
-        ("post", "event_delete"), ("get", "event_invite"), ("post", "event_invite"),
+        ("get", "event_detail"),
+        ("get", "event_edit"),
+        ("post", "event_edit"),
+        ("get", "event_cancel"),
+        ("post", "event_cancel"),
+        ("get", "event_delete"),
+        ("post", "event_delete"),
+        ("get", "event_invite"),
+        ("post", "event_invite"),
         ("get", "event_guests_csv"),
-    ]  # fmt: skip
+    ]
     by_invitation = [("post", "invitation_resend"), ("post", "invitation_revoke")]
     return [(m, reverse(name, args=[event.pk])) for m, name in by_event] + [
         (m, reverse(name, args=[event.pk, invitation.pk])) for m, name in by_invitation
@@ -171,9 +181,15 @@ def test_the_permission_test_covers_every_organizer_url():
             if "event_id" in str(inner.pattern):
                 names.add(inner.name)
     assert names == {
-        "event_detail", "event_edit", "event_cancel", "event_delete", "event_invite",
-        "event_guests_csv", "invitation_resend", "invitation_revoke",
-    }  # fmt: skip
+        "event_detail",
+        "event_edit",
+        "event_cancel",
+        "event_delete",
+        "event_invite",
+        "event_guests_csv",
+        "invitation_resend",
+        "invitation_revoke",
+    }
 
 
 def test_another_organizer_gets_404_on_every_url_of_someone_elses_event(outsider_client, organizer):
@@ -201,8 +217,11 @@ def test_an_anonymous_visitor_is_sent_to_log_in(organizer):
     event = make_event(organizer, guests=1)
     invitation = Invitation.objects.get()
     anonymous = Client()
-    for method, url in [("get", reverse("dashboard")), ("get", reverse("event_new")),
-                        *all_event_urls(event, invitation)]:  # fmt: skip
+    for method, url in [
+        ("get", reverse("dashboard")),
+        ("get", reverse("event_new")),
+        *all_event_urls(event, invitation),
+    ]:
         response = getattr(anonymous, method)(url)
         assert response.status_code == 302 and response["Location"].startswith("/login/")
     assert Event.objects.filter(pk=event.pk, status="active").exists()
@@ -213,8 +232,9 @@ def test_the_dashboard_lists_own_events_upcoming_first_with_counts(
 ):
     soon = make_event(organizer, title="Soon", guests=3, capacity=1)
     later_start = timezone.now() + dt.timedelta(days=30)
-    later = make_event(organizer, title="Later", starts_at=later_start,
-                       ends_at=later_start + dt.timedelta(hours=1))  # fmt: skip
+    later = make_event(
+        organizer, title="Later", starts_at=later_start, ends_at=later_start + dt.timedelta(hours=1)
+    )
     past = make_event(organizer, title="Past")
     Event.objects.filter(pk=past.pk).update(
         starts_at=timezone.now() - dt.timedelta(days=3),
@@ -235,8 +255,14 @@ def test_the_dashboard_lists_own_events_upcoming_first_with_counts(
     events = response.context["events"]
     assert [e.title for e in events] == ["Soon", "Later", "Past"]
     first = events[0]
-    counts = (first.invited_count, first.accepted_count, first.seats_taken, first.declined_count,
-              first.waitlisted_count, first.pending_count)  # fmt: skip
+    counts = (
+        first.invited_count,
+        first.accepted_count,
+        first.seats_taken,
+        first.declined_count,
+        first.waitlisted_count,
+        first.pending_count,
+    )
     assert counts == (3, 1, 1, 1, 1, 0)
     # 1 invitation queued + 1 confirmation + 1 reminder + 1 waitlist email queued
     assert first.delivery == {"queued": 4, "sent": 1, "failed": 1}

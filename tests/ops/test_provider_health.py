@@ -37,8 +37,12 @@ def nonzero(series: list[MinuteCount]) -> dict[str, tuple[int, int, int]]:
 
 def test_attempts_are_counted_per_provider_minute_and_outcome(providers):
     sendgrid, ses = providers["sendgrid"], providers["ses"]
-    for outcome in (Outcome.ACCEPTED, Outcome.ACCEPTED, Outcome.TRANSIENT,
-                    Outcome.RECIPIENT_REJECTED):  # fmt: skip
+    for outcome in (
+        Outcome.ACCEPTED,
+        Outcome.ACCEPTED,
+        Outcome.TRANSIENT,
+        Outcome.RECIPIENT_REJECTED,
+    ):
         attempt(sendgrid, outcome, at(12, 30, 15))
     attempt(sendgrid, Outcome.RATE_LIMITED, at(11, 31, 0))  # the window's first minute
     attempt(sendgrid, Outcome.ACCEPTED, at(11, 30, 59))  # a second too old
@@ -77,8 +81,12 @@ def recent_attempts(providers) -> None:
     """sendgrid: 2 accepted, 1 failed, 1 rejected in the last hour, and one older attempt."""
     now = timezone.now()
     sendgrid = providers["sendgrid"]
-    for outcome in (Outcome.ACCEPTED, Outcome.ACCEPTED, Outcome.UNKNOWN,
-                    Outcome.RECIPIENT_REJECTED):  # fmt: skip
+    for outcome in (
+        Outcome.ACCEPTED,
+        Outcome.ACCEPTED,
+        Outcome.UNKNOWN,
+        Outcome.RECIPIENT_REJECTED,
+    ):
         attempt(sendgrid, outcome, now - dt.timedelta(minutes=5))
     attempt(sendgrid, Outcome.ACCEPTED, now - dt.timedelta(hours=2))
 
@@ -149,10 +157,14 @@ def test_the_json_has_the_same_numbers_as_the_selector(admin_client, providers):
     generated_at = dt.datetime.fromisoformat(data["generated_at"])
     expected = attempts_per_minute(now=generated_at)[providers["sendgrid"].pk]
     assert sendgrid["minutes"] == [
-        {"minute": m.minute.isoformat(), "accepted": m.accepted, "failed": m.failed,
-         "rejected": m.rejected}
+        {
+            "minute": m.minute.isoformat(),
+            "accepted": m.accepted,
+            "failed": m.failed,
+            "rejected": m.rejected,
+        }
         for m in expected
-    ]  # fmt: skip
+    ]
 
 
 @pytest.fixture
@@ -196,8 +208,10 @@ def test_bar_heights_are_proportional_and_the_tallest_column_is_the_labelled_max
     full, mixed, empty, low = chart.columns
     assert [(b.series, b.height) for b in full.bars] == [("accepted", plot)]
     assert [(b.series, b.height) for b in mixed.bars] == [
-        ("accepted", plot * 0.5), ("failed", plot * 0.4), ("rejected", plot * 0.1)
-    ]  # fmt: skip
+        ("accepted", plot * 0.5),
+        ("failed", plot * 0.4),
+        ("rejected", plot * 0.1),
+    ]
     assert empty.bars == ()
     assert low.bars[0].height == plot * 0.2
     assert mixed.bars[-1].y == pytest.approx(PLOT_TOP)  # stacked up to the top

@@ -18,10 +18,21 @@ def test_flower_asks_for_the_basic_auth_from_the_environment(tmp_path):
     env = process_environment(FLOWER_BASIC_AUTH="ops:s3cret")
     log = (tmp_path / "flower.log").open("wb")
     flower = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "gpmas", "flower", "--address=127.0.0.1",
-         f"--port={port}"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "gpmas",
+            "flower",
+            "--address=127.0.0.1",
+            f"--port={port}",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         url = f"http://127.0.0.1:{port}/"
 
@@ -31,8 +42,9 @@ def test_flower_asks_for_the_basic_auth_from_the_environment(tmp_path):
             except requests.ConnectionError:
                 return None
 
-        status = wait_for(status_without_credentials, timeout=30, interval=0.2,
-                          message="Flower to answer")  # fmt: skip
+        status = wait_for(
+            status_without_credentials, timeout=30, interval=0.2, message="Flower to answer"
+        )
         assert status == 401
         assert requests.get(url, auth=("ops", "wrong"), timeout=5).status_code == 401
         assert requests.get(url, auth=("ops", "s3cret"), timeout=5).status_code == 200

@@ -81,8 +81,10 @@ def test_the_admin_page_halts_with_a_required_reason(admin_client, admin_user):
     admin_client.post(reverse(CONTROL_URL), {"reason": "suspicious volume"})
     control = SystemControl.objects.get(pk=1)
     assert (control.halted, control.reason, control.changed_by) == (
-        True, "suspicious volume", admin_user,
-    )  # fmt: skip
+        True,
+        "suspicious volume",
+        admin_user,
+    )
     page = admin_client.get(reverse(CONTROL_URL))
     assert b"Resume sending" in page.content
     assert b"suspicious volume" in page.content

@@ -45,14 +45,20 @@ def test_halt_during_a_stream_stops_every_call_and_resume_sends_everything(
             for i in range(JOBS)
         )
         dispatch.outbox_drain()
-        wait_for(lambda: EmailJob.objects.filter(status="sent").count() >= 60, timeout=60,
-                 message="the stream to be flowing")  # fmt: skip
+        wait_for(
+            lambda: EmailJob.objects.filter(status="sent").count() >= 60,
+            timeout=60,
+            message="the stream to be flowing",
+        )
 
         halt.system_halt(reason="test incident", source="test")  # committed on return
         halted_at = timezone.now()
         calls_at_halt = calls(clean_sandbox)
-        wait_for(lambda: not EmailJob.objects.filter(status="sending").exists(), timeout=30,
-                 message="calls in flight to finish")  # fmt: skip
+        wait_for(
+            lambda: not EmailJob.objects.filter(status="sending").exists(),
+            timeout=30,
+            message="calls in flight to finish",
+        )
 
         # The broker still hands out every queued job id: the workers must refuse them all.
         waiting = list(EmailJob.objects.filter(status="queued").values_list("id", flat=True))
@@ -69,8 +75,12 @@ def test_halt_during_a_stream_stops_every_call_and_resume_sends_everything(
         }
 
         halt.system_resume(source="test")  # the drain runs at once, nudged after commit
-        wait_for(lambda: EmailJob.objects.filter(status="sent").count() == JOBS, timeout=90,
-                 interval=0.2, message="every job sent after resume")  # fmt: skip
+        wait_for(
+            lambda: EmailJob.objects.filter(status="sent").count() == JOBS,
+            timeout=90,
+            interval=0.2,
+            message="every job sent after resume",
+        )
     finally:
         for worker in workers:
             worker.stop()

@@ -41,8 +41,11 @@ def test_redis_killed_and_restarted_loses_and_doubles_nothing(
     event = make_event(organizer, guests=GUESTS, capacity=CAPACITY)
     links = list(tokens(event).values())
     own = EmbeddedRedis(tmp_path / "redis", appendonly=True).start()
-    env = {"REDIS_URL": own.url, "GPMAS_GUEST_RATE_LIMIT": "10000/m",
-           "GPMAS_DRAIN_INTERVAL_SECONDS": "1"}  # fmt: skip
+    env = {
+        "REDIS_URL": own.url,
+        "GPMAS_GUEST_RATE_LIMIT": "10000/m",
+        "GPMAS_DRAIN_INTERVAL_SECONDS": "1",
+    }
     web = WebServer(tmp_path, **env).start()
     processes = [CeleryWorker(n, tmp_path, **env).start() for n in ("a", "b")]
     processes.append(CeleryBeat(tmp_path, **env).start())
@@ -63,8 +66,12 @@ def test_redis_killed_and_restarted_loses_and_doubles_nothing(
         assert Counter(answers.values()) == {302: GUESTS}, Counter(answers.values())
         due_now = EmailJob.objects.exclude(kind="reminder")  # reminders wait for their day
         total = due_now.count()
-        wait_for(lambda: due_now.filter(status="sent").count() == total, timeout=120,
-                 interval=0.5, message=f"all {total} emails sent after Redis returned")  # fmt: skip
+        wait_for(
+            lambda: due_now.filter(status="sent").count() == total,
+            timeout=120,
+            interval=0.5,
+            message=f"all {total} emails sent after Redis returned",
+        )
     finally:
         for process in processes:
             process.stop()

@@ -91,13 +91,34 @@ class Command(BaseCommand):
             health = selectors.provider_health()
         except redis.RedisError as exc:
             raise CommandError(f"cannot read provider state: Redis unavailable ({exc})") from None
-        rows = [("provider", "kind", "on", "weight", "state", "penalty", "fails", "quota today",
-                 "last error")]  # fmt: skip
+        rows = [
+            (
+                "provider",
+                "kind",
+                "on",
+                "weight",
+                "state",
+                "penalty",
+                "fails",
+                "quota today",
+                "last error",
+            )
+        ]
         for item in health:
             p, view = item.provider, item.view
-            rows.append((p.name, p.kind, "yes" if p.enabled else "no", str(p.weight), item.state,
-                         f"{view.penalty:.1f}", str(view.consecutive_failures), item.quota,
-                         view.last_error[:40]))  # fmt: skip
+            rows.append(
+                (
+                    p.name,
+                    p.kind,
+                    "yes" if p.enabled else "no",
+                    str(p.weight),
+                    item.state,
+                    f"{view.penalty:.1f}",
+                    str(view.consecutive_failures),
+                    item.quota,
+                    view.last_error[:40],
+                )
+            )
         self.stdout.write(format_table(rows))
         depth = selectors.queue_depth()
         self.stdout.write("\nqueue: " + ", ".join(f"{k} {v}" for k, v in depth.items()))
@@ -126,7 +147,9 @@ def parse_since(raw: str) -> dt.datetime:
 
 def format_table(rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-             for row in rows]  # fmt: skip
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in rows
+    ]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(line.rstrip() for line in lines)
