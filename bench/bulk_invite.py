@@ -225,7 +225,7 @@ def measure(count: int) -> dict:
 
 
 def batch_size() -> int:
-    from invitations.services import BATCH_SIZE
+    from invitations.services.guest_mail import BATCH_SIZE
 
     return BATCH_SIZE
 

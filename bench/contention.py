@@ -62,7 +62,8 @@ def tokens_of(event) -> list[str]:
 # --- Firing -------------------------------------------------------------------------------------
 def answer(token: str) -> tuple[str, int]:
     """(outcome, waitlist position told to the guest); refusals and errors as outcomes."""
-    from invitations.services import InvitationError, invitation_accept
+    from invitations.errors import InvitationError
+    from invitations.services import invitation_accept
     from reliability.locks import LockBusy
 
     try:

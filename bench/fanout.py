@@ -105,16 +105,14 @@ def gpmas_run(kind: str, count: int) -> dict:
     from django.db.models import Max
 
     from delivery.models import EmailJob
-    from delivery.services import EmailDraft, email_enqueue_bulk
+    from delivery.services import EmailDraft, email_enqueue
     from reliability.halt import system_halt, system_resume
 
     EmailJob.objects.all().delete()
     _only_provider(kind)
     sandbox_reset()
     system_halt(reason="benchmark: writing the queue", source="bench")
-    email_enqueue_bulk(
-        EmailDraft(kind="test", from_email=FROM_EMAIL, **draft(i)) for i in range(count)
-    )
+    email_enqueue(EmailDraft(kind="test", from_email=FROM_EMAIL, **draft(i)) for i in range(count))
     sent = EmailJob.objects.filter(status=EmailJob.Status.SENT)
     with Window() as window:
         system_resume(reason="benchmark: go", source="bench")

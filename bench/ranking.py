@@ -10,7 +10,7 @@ configured here. Two parts, both in this process:
   the socket, health checks and reconnects included) and SQL queries per call. Timed over many
   calls, without the counters: mean, p50, p99 in microseconds, and the same for its three parts
   (the provider rows from the database, their live state from Redis, the weighted draw).
-- One send: ``delivery.sending.jobs_send`` on jobs written by ``email_enqueue_bulk``, in batches
+- One send: ``delivery.sending.jobs_send`` on jobs written by ``email_enqueue``, in batches
   of the drain's batch size, exactly as a worker runs a ``send_jobs`` task, with exactly one
   provider enabled: the SMTP sink, then the SendGrid emulator. Per message: wall time (batch
   time / messages, what a worker spends per message), time spent in each stage of the send path
@@ -230,11 +230,11 @@ class StageTimes:
 
     STAGES = (
         ("halt check", "sending", "is_halted"),
-        ("claim", "outbox", "claim"),
+        ("halt check", "freshness", "is_halted"),
         ("claim", "outbox", "claim_many"),
         ("selection", "ranking", "select"),
         ("quota reservation", "provider_state", "reserve"),
-        ("record sent (SQL)", "sending", "record_sent"),
+        ("record sent (SQL)", "outbox", "record_accepted"),
         ("record outcome (Redis)", "sending", "note_outcome"),
     )
 
@@ -261,10 +261,11 @@ class StageTimes:
 
     @contextmanager
     def active(self):
-        from delivery import outbox, provider_state, ranking, sending
+        from delivery import calls, freshness, outbox, provider_state, ranking, sending
 
         modules = {
             "sending": sending,
+            "freshness": freshness,
             "outbox": outbox,
             "ranking": ranking,
             "provider_state": provider_state,
@@ -275,8 +276,8 @@ class StageTimes:
             if hasattr(module, name):
                 saved.append((module, name, getattr(module, name)))
                 setattr(module, name, self._wrap(stage, getattr(module, name)))
-        real_adapter_for = sending.adapter_for
-        real_try = getattr(sending, "_try_providers", None)
+        real_adapter_for = calls.adapter_for
+        real_send_one = sending.BatchSend.send_one
         stages = self
 
         class TimedAdapter:
@@ -292,22 +293,21 @@ class StageTimes:
             def __getattr__(self, name):  # max_batch, batch_key: the real adapter's
                 return getattr(self.adapter, name)
 
-        def try_providers(*args, **kwargs):
+        def send_one(*args, **kwargs):
             started = time.perf_counter()
             try:
-                return real_try(*args, **kwargs)
+                return real_send_one(*args, **kwargs)
             finally:
                 self.job_seconds.append(time.perf_counter() - started)
 
-        sending.adapter_for = lambda provider: TimedAdapter(real_adapter_for(provider))
-        if real_try is not None:
-            sending._try_providers = try_providers
+        timed_adapter_for = lambda provider: TimedAdapter(real_adapter_for(provider))  # noqa: E731
+        calls.adapter_for = sending.adapter_for = timed_adapter_for
+        sending.BatchSend.send_one = send_one
         try:
             yield self
         finally:
-            sending.adapter_for = real_adapter_for
-            if real_try is not None:
-                sending._try_providers = real_try
+            calls.adapter_for = sending.adapter_for = real_adapter_for
+            sending.BatchSend.send_one = real_send_one
             for module, name, original in saved:
                 setattr(module, name, original)
 
@@ -323,14 +323,14 @@ def send(kind: str, count: int) -> dict:
 
     from delivery.models import EmailJob
     from delivery.sending import jobs_send
-    from delivery.services import email_enqueue_bulk
+    from delivery.services import email_enqueue
 
     providers_set((kind,))
     sandbox_reset()
     first = next_job_id()
     batch = settings.GPMAS_DRAIN_BATCH_SIZE
     warmup = batch
-    email_enqueue_bulk(drafts(warmup + COUNTED_SENDS + count))
+    email_enqueue(drafts(warmup + COUNTED_SENDS + count))
     ids = list(EmailJob.objects.filter(pk__gte=first).order_by("pk").values_list("pk", flat=True))
     warm, counted, measured = ids[:warmup], ids[warmup : warmup + COUNTED_SENDS], ids[-count:]
     jobs_send(job_ids=warm)

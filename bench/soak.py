@@ -34,7 +34,7 @@ def _rss_mib(pid: int) -> float:
 
 def run(count: int = 100_000) -> dict:
     from delivery.models import EmailJob
-    from delivery.services import EmailDraft, email_enqueue_bulk
+    from delivery.services import EmailDraft, email_enqueue
     from reliability.halt import system_halt, system_resume
 
     configure_sandbox_providers()
@@ -43,7 +43,7 @@ def run(count: int = 100_000) -> dict:
     sandbox_reset()
     system_halt(reason="benchmark: writing the queue", source="bench")
     for start in range(0, count, ENQUEUE_CHUNK):
-        email_enqueue_bulk(
+        email_enqueue(
             EmailDraft(kind="test", from_email=FROM_EMAIL, **draft(i))
             for i in range(start, min(count, start + ENQUEUE_CHUNK))
         )

@@ -1,4 +1,4 @@
-"""The drain (DESIGN.md §5): find due jobs and publish them to the workers.
+"""The drain (docs/architecture.md, "The drain"): find due jobs and publish them to the workers.
 
 Runs from Celery beat every few seconds and whenever a write nudges it. The Redis lock keeps
 two drains from doing the same work; the row locks (SKIP LOCKED) and the ``dispatched_at`` stamp
@@ -38,14 +38,9 @@ class DrainReport:
     reason: str = ""
 
 
-def publish_send_jobs(job_ids: list[int]) -> None:
-    from delivery.tasks import publish_or_fail_fast, send_jobs
-
-    publish_or_fail_fast(send_jobs, job_ids)
-
-
-def outbox_drain(*, publish: Callable[[list[int]], None] = publish_send_jobs) -> DrainReport:
-    """One drain tick. A drain that cannot take its lock leaves a note and does nothing."""
+def outbox_drain(*, publish: Callable[[list[int]], None]) -> DrainReport:
+    """One drain tick, handing due job ids to ``publish`` in batches (``delivery.tasks`` gives
+    it the Celery publisher). A drain that cannot take its lock leaves a note and does nothing."""
     rerun_flag = project_redis.key("drain", "rerun")
     try:
         with locks.hold(DRAIN_LOCK, expire=LOCK_EXPIRE_SECONDS):

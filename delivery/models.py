@@ -10,13 +10,18 @@ from django.db import models
 from django.db.models import Q
 
 
+class ProviderKind(models.TextChoices):
+    """Every kind of provider GPMAS can send through: the one list (each has an adapter)."""
+
+    SENDGRID = "sendgrid", "SendGrid"
+    SES = "ses", "Amazon SES"
+    MAILGUN = "mailgun", "Mailgun"
+    SMTP = "smtp", "SMTP"
+    CONSOLE = "console", "Console (development)"
+
+
 class Provider(models.Model):
-    class Kind(models.TextChoices):
-        SENDGRID = "sendgrid", "SendGrid"
-        SES = "ses", "Amazon SES"
-        MAILGUN = "mailgun", "Mailgun"
-        SMTP = "smtp", "SMTP"
-        CONSOLE = "console", "Console (development)"
+    Kind = ProviderKind
 
     name = models.SlugField(
         unique=True, help_text="Also names its secrets: GPMAS_PROVIDER_<NAME>_…"
@@ -48,7 +53,7 @@ class Provider(models.Model):
         ordering = ["-weight", "name"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(kind__in=["sendgrid", "ses", "mailgun", "smtp", "console"]),
+                condition=Q(kind__in=ProviderKind.values),
                 name="provider_kind_known",
             ),
         ]
@@ -117,9 +122,6 @@ class EmailJob(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
-    TERMINAL = frozenset({Status.SENT, Status.FAILED, Status.CANCELLED})
-    WAITING = frozenset({Status.QUEUED, Status.RETRYING})
-
     class Meta:
         ordering = ["-id"]
         indexes = [models.Index(fields=["status", "next_attempt_at"], name="emailjob_due")]
@@ -144,10 +146,6 @@ class EmailJob(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.kind} to {self.to_email} ({self.status})"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.status in self.TERMINAL
 
 
 class DeliveryAttempt(models.Model):

@@ -1,4 +1,5 @@
-"""Email job state transitions (DESIGN.md §4): the only code that sets ``EmailJob.status``.
+"""The outbox's state machine (docs/job-states.md): the only code that writes a job's status, its
+"sent" columns and its attempt log.
 
 Every transition is one conditional UPDATE on the states it may leave, so two processes racing
 for the same job cannot both win: the loser updates zero rows and moves on. A worker's writes on
@@ -10,11 +11,12 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Iterable
+import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
@@ -23,8 +25,11 @@ from reliability.halt import is_halted
 from reliability.models import SystemControl
 from reliability.retry import backoff_delay
 
+log = logging.getLogger(__name__)
 Status = EmailJob.Status
+Outcome = DeliveryAttempt.Outcome
 WAITING = [Status.QUEUED, Status.RETRYING]
+SENT_WRITE_TRIES = 3
 
 
 def due_jobs(now: dt.datetime) -> QuerySet[EmailJob]:
@@ -34,14 +39,12 @@ def due_jobs(now: dt.datetime) -> QuerySet[EmailJob]:
     )
 
 
-def claim(job_id: int, *, now: dt.datetime | None = None) -> EmailJob | None:
-    """queued/retrying -> sending, counting an attempt. None: not due, or someone else has it."""
-    claimed = claim_many([job_id], now=now)
-    return claimed[0] if claimed else None
+# --- Claiming ------------------------------------------------------------------------------------
 
 
 def claim_many(job_ids: Iterable[int], *, now: dt.datetime | None = None) -> list[EmailJob]:
-    """Claim every job of ``job_ids`` that is due and free, in one transaction; in id order.
+    """queued/retrying -> sending, counting an attempt, for every job of ``job_ids`` that is due
+    and free; in one transaction, in id order. Jobs not returned are not due, or someone else's.
 
     The row locks are taken with SKIP LOCKED: a job another worker is claiming right now is
     simply not ours, and nobody waits for anybody.
@@ -64,145 +67,135 @@ def claim_many(job_ids: Iterable[int], *, now: dt.datetime | None = None) -> lis
     return list(claimed.order_by("pk"))
 
 
-def _held(job: EmailJob) -> QuerySet[EmailJob]:
-    return EmailJob.objects.filter(pk=job.pk, status=Status.SENDING, attempts=job.attempts)
+def _held(jobs: Iterable[EmailJob]) -> QuerySet[EmailJob]:
+    """The jobs, only while they are still ours: sending under the attempt we claimed them with."""
+    held = Q(pk__in=[])
+    for job in jobs:
+        held |= Q(pk=job.pk, attempts=job.attempts)
+    return EmailJob.objects.filter(held, status=Status.SENDING)
 
 
-def mark_sent(job: EmailJob, *, provider: Provider, message_id: str) -> bool:
-    return bool(
-        _held(job).update(
-            status=Status.SENT,
-            provider=provider,
-            provider_message_id=message_id[:255],
-            lease_expires_at=None,
-            finished_at=timezone.now(),
-            last_error="",
-        )
-    )
+# --- Outcomes of a claimed job -----------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Accepted:
-    """A provider took a job's message: the attempt to append and the id it gave."""
+class Attempt:
+    """One call to one provider for one job, as the attempt log keeps it."""
 
     job: EmailJob
-    provider: Provider
-    message_id: str
+    provider: Provider | None
     started_at: dt.datetime
     duration_ms: int
+    outcome: str
+    error_code: str = ""
+    error_message: str = ""
+    message_id: str = ""  # the provider's id for an accepted message
+
+    def row(self) -> DeliveryAttempt:
+        return DeliveryAttempt(
+            job=self.job,
+            provider=self.provider,
+            started_at=self.started_at,
+            duration_ms=self.duration_ms,
+            outcome=self.outcome,
+            error_code=self.error_code,
+            error_message=self.error_message[:2000],
+        )
 
 
-def record_accepted(accepted: Accepted) -> bool:
-    """Append the accepted attempt and mark the job sent, atomically; then read the halt switch.
+def record_attempt(attempt: Attempt) -> None:
+    """Append a call that did not deliver; the job's next state is the caller's decision."""
+    attempt.row().save()
 
-    Returns whether sending is halted now, as read after the write: the send path uses that
-    reading as its check before the next provider call, instead of a query of its own. On
-    PostgreSQL all of it is one statement, one round trip (this runs once per message); other
-    databases get the same effect from a transaction and a second query.
+
+def record_accepted(accepted: Sequence[Attempt]) -> bool:
+    """sending -> sent for the accepted attempts' jobs, with their attempts appended, atomically;
+    then read the halt switch, and return whether sending is halted now.
+
+    The send path uses that reading as its check before the next provider call instead of a
+    query of its own (``delivery.freshness``). On PostgreSQL all of it is one statement, one
+    round trip however many jobs; other databases get the same from a transaction.
     """
+    for _ in range(SENT_WRITE_TRIES - 1):
+        try:
+            return _write_accepted(accepted)
+        except (OperationalError, InterfaceError):
+            # The providers have the messages: losing this write would send them again after
+            # the lease. Repeating it is safe: it only matches the attempts this worker claimed.
+            log.warning(
+                "database connection lost recording %d job(s) as sent; retrying", len(accepted)
+            )
+            connection.close()
+    return _write_accepted(accepted)  # the last try raises
+
+
+def _write_accepted(accepted: Sequence[Attempt]) -> bool:
+    now = timezone.now()
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(_accepted_sql(), _accepted_params(accepted, timezone.now()))
+            cursor.execute(_accepted_sql(), _accepted_params(accepted, now))
             return cursor.fetchone()[0]
     with transaction.atomic():
-        DeliveryAttempt.objects.create(
-            job=accepted.job,
-            provider=accepted.provider,
-            started_at=accepted.started_at,
-            duration_ms=accepted.duration_ms,
-            outcome=DeliveryAttempt.Outcome.ACCEPTED,
-        )
-        mark_sent(accepted.job, provider=accepted.provider, message_id=accepted.message_id)
-    return is_halted()
-
-
-def record_accepted_together(accepted: list[Accepted]) -> bool:
-    """``record_accepted`` for the jobs of one batch call: a handful of queries for them all."""
-    now = timezone.now()
-    with transaction.atomic():
-        DeliveryAttempt.objects.bulk_create(
-            DeliveryAttempt(
-                job=a.job,
+        DeliveryAttempt.objects.bulk_create(attempt.row() for attempt in accepted)
+        for a in accepted:
+            _held([a.job]).update(
+                status=Status.SENT,
                 provider=a.provider,
-                started_at=a.started_at,
-                duration_ms=a.duration_ms,
-                outcome=DeliveryAttempt.Outcome.ACCEPTED,
+                provider_message_id=a.message_id[:255],
+                lease_expires_at=None,
+                finished_at=now,
+                last_error="",
             )
-            for a in accepted
-        )
-        _held_all(a.job for a in accepted).update(
-            status=Status.SENT,
-            provider=accepted[0].provider,
-            provider_message_id=accepted[0].message_id[:255],
-            lease_expires_at=None,
-            finished_at=now,
-            last_error="",
-        )
     return is_halted()
 
 
 @functools.cache
 def _accepted_sql() -> str:
     attempt, job = DeliveryAttempt._meta, EmailJob._meta
+    columns = (
+        "job",
+        "provider",
+        "started_at",
+        "duration_ms",
+        "outcome",
+        "error_code",
+        "error_message",
+    )
+    quoted = [connection.ops.quote_name(attempt.get_field(name).column) for name in columns]
     return f"""
-        WITH attempt AS (
-            INSERT INTO {attempt.db_table} ({", ".join(_columns(attempt, ACCEPTED_ATTEMPT))})
-            VALUES ({", ".join(["%s"] * len(ACCEPTED_ATTEMPT))})
+        WITH done (job_id, claimed, provider_id, message_id, started_at, duration_ms) AS (
+            SELECT * FROM unnest(
+                %s::bigint[], %s::int[], %s::bigint[], %s::text[], %s::timestamptz[], %s::int[]
+            )
+        ), attempt AS (
+            INSERT INTO {attempt.db_table} ({", ".join(quoted)})
+            SELECT job_id, provider_id, started_at, duration_ms, %s, '', '' FROM done
         ), job AS (
-            UPDATE {job.db_table} SET {", ".join(f"{c} = %s" for c in _columns(job, SENT))}
-            WHERE id = %s AND status = %s AND attempts = %s
+            UPDATE {job.db_table} AS j SET status = %s, provider_id = done.provider_id,
+                provider_message_id = done.message_id, lease_expires_at = NULL,
+                finished_at = %s, last_error = ''
+            FROM done WHERE j.id = done.job_id AND j.status = %s AND j.attempts = done.claimed
         )
         SELECT EXISTS (SELECT 1 FROM {SystemControl._meta.db_table} WHERE id = 1 AND halted)
     """
 
 
-ACCEPTED_ATTEMPT = (
-    "job",
-    "provider",
-    "started_at",
-    "duration_ms",
-    "outcome",
-    "error_code",
-    "error_message",
-)
-SENT = (
-    "status",
-    "provider",
-    "provider_message_id",
-    "lease_expires_at",
-    "finished_at",
-    "last_error",
-)
-
-
-def _columns(meta, names: tuple[str, ...]) -> list[str]:
-    return [connection.ops.quote_name(meta.get_field(name).column) for name in names]
-
-
-def _accepted_params(accepted: Accepted, now: dt.datetime) -> list:
-    job, provider = accepted.job, accepted.provider
-    attempt = [
-        job.pk,
-        provider.pk,
-        accepted.started_at,
-        accepted.duration_ms,
-        DeliveryAttempt.Outcome.ACCEPTED,
-        "",
-        "",
+def _accepted_params(accepted: Sequence[Attempt], now: dt.datetime) -> list:
+    columns = [
+        [a.job.pk for a in accepted],
+        [a.job.attempts for a in accepted],
+        [a.provider.pk if a.provider else None for a in accepted],
+        [a.message_id[:255] for a in accepted],
+        [a.started_at for a in accepted],
+        [a.duration_ms for a in accepted],
     ]
-    sent = [Status.SENT, provider.pk, accepted.message_id[:255], None, now, ""]
-    return [*attempt, *sent, job.pk, Status.SENDING, job.attempts]
+    return [*columns, Outcome.ACCEPTED, Status.SENT, now, Status.SENDING]
 
 
 def mark_failed(job: EmailJob, *, error: str) -> bool:
-    return bool(
-        _held(job).update(
-            status=Status.FAILED,
-            lease_expires_at=None,
-            finished_at=timezone.now(),
-            last_error=error,
-        )
-    )
+    """sending -> failed (terminal): the message can never be sent, or retries are used up."""
+    finished = {"lease_expires_at": None, "finished_at": timezone.now(), "last_error": error}
+    return bool(_held([job]).update(status=Status.FAILED, **finished))
 
 
 def is_exhausted(job: EmailJob, now: dt.datetime) -> bool:
@@ -229,7 +222,7 @@ def schedule_retry(job: EmailJob, *, error: str, retry_after: float | None = Non
     if is_exhausted(job, now):
         reason = f"gave up after {job.attempts} attempt(s): {error}"
         return Status.FAILED if mark_failed(job, error=reason) else ""
-    updated = _held(job).update(
+    updated = _held([job]).update(
         status=Status.RETRYING,
         next_attempt_at=now + retry_delay(job.attempts, retry_after),
         lease_expires_at=None,
@@ -239,22 +232,10 @@ def schedule_retry(job: EmailJob, *, error: str, retry_after: float | None = Non
     return Status.RETRYING if updated else ""
 
 
-def release(job: EmailJob, *, due_at: dt.datetime, reason: str) -> bool:
-    """sending -> queued without counting the attempt: nothing was tried (halt, no provider)."""
-    return bool(release_many([job], due_at=due_at, reason=reason))
-
-
-def _held_all(jobs: Iterable[EmailJob]) -> QuerySet[EmailJob]:
-    """``_held`` for many jobs at once."""
-    held = Q(pk__in=[])
-    for job in jobs:
-        held |= Q(pk=job.pk, attempts=job.attempts)
-    return EmailJob.objects.filter(held, status=Status.SENDING)
-
-
 def release_many(jobs: Iterable[EmailJob], *, due_at: dt.datetime, reason: str) -> int:
-    """``release`` for the claimed jobs of a batch that were not tried, in one UPDATE."""
-    return _held_all(jobs).update(
+    """sending -> queued without counting the attempt, for claimed jobs no provider was tried
+    with (halt, no provider free, the batch ran out of time); one UPDATE."""
+    return _held(jobs).update(
         status=Status.QUEUED,
         attempts=F("attempts") - 1,
         next_attempt_at=due_at,
@@ -262,19 +243,6 @@ def release_many(jobs: Iterable[EmailJob], *, due_at: dt.datetime, reason: str) 
         dispatched_at=None,
         last_error=reason,
     )
-
-
-def cancel(jobs: QuerySet[EmailJob], *, reason: str) -> int:
-    """queued/retrying -> cancelled. A job already sending finishes; terminal ones stay."""
-    return jobs.filter(status__in=WAITING).update(
-        status=Status.CANCELLED, finished_at=timezone.now(), last_error=reason
-    )
-
-
-def make_due_now(jobs: QuerySet[EmailJob]) -> int:
-    """Waiting jobs become due at once (admin "retry now", resume after a halt)."""
-    now = timezone.now()
-    return jobs.filter(status__in=WAITING).update(next_attempt_at=now, dispatched_at=None)
 
 
 def reconcile_expired_leases(*, now: dt.datetime | None = None, limit: int = 500) -> int:
@@ -288,18 +256,30 @@ def reconcile_expired_leases(*, now: dt.datetime | None = None, limit: int = 500
     count = 0
     for job in expired.order_by("lease_expires_at")[:limit]:
         with transaction.atomic():
-            outcome = schedule_retry(job, error="lease expired: the worker holding it stopped")
-            if outcome:
-                DeliveryAttempt.objects.create(
-                    job=job,
-                    provider=None,
-                    started_at=job.lease_expires_at,
-                    outcome=DeliveryAttempt.Outcome.UNKNOWN,
-                    error_code="lease_expired",
-                    error_message="worker lost before recording an outcome",
+            if schedule_retry(job, error="lease expired: the worker holding it stopped"):
+                lost = "worker lost before recording an outcome"
+                started = job.lease_expires_at
+                record_attempt(
+                    Attempt(job, None, started, 0, Outcome.UNKNOWN, "lease_expired", lost)
                 )
                 count += 1
     return count
+
+
+# --- Waiting jobs --------------------------------------------------------------------------------
+
+
+def cancel(jobs: QuerySet[EmailJob], *, reason: str) -> int:
+    """queued/retrying -> cancelled. A job already sending finishes; terminal ones stay."""
+    return jobs.filter(status__in=WAITING).update(
+        status=Status.CANCELLED, finished_at=timezone.now(), last_error=reason
+    )
+
+
+def make_due_now(jobs: QuerySet[EmailJob]) -> int:
+    """Waiting jobs become due at once (admin "retry now", resume after a halt)."""
+    now = timezone.now()
+    return jobs.filter(status__in=WAITING).update(next_attempt_at=now, dispatched_at=None)
 
 
 def stamp_dispatched(job_ids: Iterable[int], *, now: dt.datetime) -> None:

@@ -16,85 +16,21 @@ from __future__ import annotations
 import datetime as dt
 import time
 import zoneinfo
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import redis
 from django.conf import settings
 
+from delivery.provider_scripts import RECORD_OUTCOME, RESERVE
 from reliability import redis as project_redis
+
+if TYPE_CHECKING:
+    from delivery.models import Provider
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 QUOTA_KEY_TTL = 3 * 24 * 3600
-
-RECORD_OUTCOME = """
-local key, probe_key = KEYS[1], KEYS[2]
-local now, outcome = tonumber(ARGV[1]), ARGV[2]
-local half_life, threshold = tonumber(ARGV[3]), tonumber(ARGV[4])
-local base_open, max_open = tonumber(ARGV[5]), tonumber(ARGV[6])
-local block_for, was_probe, err = tonumber(ARGV[7]), ARGV[8] == '1', ARGV[9]
-local s = redis.call('HMGET', key, 'p', 't', 'cf', 'opened', 'open_until', 'times_opened',
-                     'blocked_until')
-local p, t = tonumber(s[1]) or 0, tonumber(s[2]) or now
-local cf, opened = tonumber(s[3]) or 0, tonumber(s[4]) or 0
-local open_until, times = tonumber(s[5]) or 0, tonumber(s[6]) or 0
-local blocked = tonumber(s[7]) or 0
-if now > t then p = p * math.pow(0.5, (now - t) / half_life) end
-
-if outcome == 'accepted' or outcome == 'recipient_rejected' then
-  if outcome == 'accepted' then cf = 0; p = p / 2 end
-  if opened == 1 and was_probe then
-    -- A good probe closes the circuit; the provider comes back at no more than half penalty,
-    -- so it gets a share of traffic at once and more as the penalty decays.
-    opened, times, open_until = 0, 0, 0
-    p = math.min(p, threshold / 2)
-  end
-else
-  if outcome == 'rate_limited' then
-    p = p + 20
-    if now + block_for > blocked then blocked = now + block_for end
-  elseif outcome == 'provider_error' then
-    cf = cf + 1; p = p + 100
-  else
-    cf = cf + 1; p = p + 10 * cf
-  end
-  if (opened == 1 and was_probe) or (opened == 0 and p >= threshold) then
-    open_until = now + math.min(max_open, base_open * math.pow(2, times))
-    times = times + 1
-    opened = 1
-  end
-  redis.call('HSET', key, 'last_error', err, 'last_error_at', now)
-end
-redis.call('HSET', key, 'p', p, 't', now, 'cf', cf, 'opened', opened, 'open_until', open_until,
-           'times_opened', times, 'blocked_until', blocked, 'last_outcome', outcome)
-if was_probe then redis.call('DEL', probe_key) end
-return tostring(p)
-"""
-
-RESERVE = """
-local key, quota_key, rate_key, probe_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local now, n = tonumber(ARGV[1]), tonumber(ARGV[2])
-local quota, rate, probe_ttl = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local s = redis.call('HMGET', key, 'opened', 'open_until', 'blocked_until')
-local opened, open_until, blocked = tonumber(s[1]) or 0, tonumber(s[2]) or 0, tonumber(s[3]) or 0
-if opened == 1 and now < open_until then return {0, 'open'} end
-if blocked > now then return {0, 'rate_limited'} end
-if rate >= 0 and (tonumber(redis.call('GET', rate_key)) or 0) + n > rate then
-  return {0, 'rate'}
-end
-if quota >= 0 and (tonumber(redis.call('GET', quota_key)) or 0) + n > quota then
-  return {0, 'quota'}
-end
-local probe = 0
-if opened == 1 then
-  if not redis.call('SET', probe_key, '1', 'NX', 'EX', probe_ttl) then return {0, 'probing'} end
-  probe = 1
-end
-redis.call('INCRBY', rate_key, n)
-redis.call('EXPIRE', rate_key, 2)
-redis.call('INCRBY', quota_key, n)
-redis.call('EXPIRE', quota_key, ARGV[6])
-return {1, probe}
-"""
 
 
 def _script(source: str):
@@ -173,16 +109,18 @@ _FIELDS = (
 )
 
 
-def read_views(providers, *, at: float) -> dict[int, ProviderView]:
-    """Every provider's state in one round trip (which also carries this process's unsent
-    successes: see ``record_success_later``)."""
+def read_views(
+    providers: Sequence[Provider], *, at: float, along: DeferredWrites | None = None
+) -> dict[int, ProviderView]:
+    """Every provider's state in one round trip, which also carries the outcomes waiting in
+    ``along`` (see ``delivery.freshness.DeferredSuccesses``)."""
     pipe = project_redis.client().pipeline(transaction=False)
-    unsent = _queue_unsent(pipe)
+    deferred = _queue_deferred(pipe, along)
     for provider in providers:
         pipe.hmget(_key(provider.pk), _FIELDS)
         pipe.get(_key(provider.pk, "quota", quota_day(provider.quota_reset_tz, at)))
         pipe.get(_key(provider.pk, "probe"))
-    replies = _execute(pipe, unsent)
+    replies = _execute(pipe, deferred)
     return {
         provider.pk: _view(*replies[3 * i : 3 * i + 3], at) for i, provider in enumerate(providers)
     }
@@ -190,12 +128,14 @@ def read_views(providers, *, at: float) -> dict[int, ProviderView]:
 
 @dataclass(frozen=True)
 class Grant:
+    """The answer of a reservation: granted (and whether as the probe), or why not."""
+
     ok: bool
     probe: bool = False
-    refused_because: str = ""
+    refused_because: str = ""  # open, rate_limited, rate, quota, probing
 
 
-def reserve(provider, *, at: float, recipients: int = 1) -> Grant:
+def reserve(provider: Provider, *, at: float, recipients: int = 1) -> Grant:
     """Take quota (and the probe token of a half-open circuit) before calling the provider."""
     ok, detail = _script(RESERVE)(
         keys=[
@@ -218,57 +158,53 @@ def reserve(provider, *, at: float, recipients: int = 1) -> Grant:
     return Grant(ok=False, refused_because=detail.decode())
 
 
-def refund(provider, *, at: float, recipients: int = 1) -> None:
+def refund(provider: Provider, *, at: float, recipients: int = 1) -> None:
     """Give back quota the provider did not use (it did not take the message)."""
     key = _key(provider.pk, "quota", quota_day(provider.quota_reset_tz, at))
     project_redis.client().decrby(key, recipients)
 
 
+# One outcome script call, ready to run: its keys and arguments.
+OutcomeCall = tuple[list[str], list]
+DeferredWrites = list[OutcomeCall]
+
+
 def record_outcome(
-    provider,
+    provider: Provider,
     outcome: str,
     *,
     at: float,
     probe: bool = False,
     retry_after: float | None = None,
     error: str = "",
+    along: DeferredWrites | None = None,
 ) -> float:
-    """Apply one call's outcome to the provider's penalty and circuit. Returns the penalty."""
+    """Apply one call's outcome to the provider's penalty and circuit, now (after the deferred
+    outcomes in ``along``, so outcomes apply in the order the calls ended). Returns the penalty."""
     pipe = project_redis.client().pipeline(transaction=False)
-    unsent = _queue_unsent(pipe)  # first: outcomes apply in the order the calls ended
-    keys, args = _outcome_call(
-        provider, outcome, at=at, probe=probe, retry_after=retry_after, error=error
-    )
-    pipe.evalsha(_script(RECORD_OUTCOME).sha, len(keys), *keys, *args)
-    [penalty] = _execute(pipe, unsent, also=[(keys, args)])
+    deferred = _queue_deferred(pipe, along)
+    call = outcome_call(provider, outcome, at=at, probe=probe, retry_after=retry_after, error=error)
+    pipe.evalsha(_script(RECORD_OUTCOME).sha, len(call[0]), *call[0], *call[1])
+    [penalty] = _execute(pipe, deferred, also=[call])
     return float(penalty)
 
 
-def record_success_later(provider, *, at: float) -> None:
-    """An accepted call (not a probe), written with this process's next round trip to Redis.
-
-    Successes are the common case and only halve a penalty and end a failure streak: they can
-    wait for the next selection's read (or any outcome written at once, or ``flush_outcomes``)
-    instead of costing a round trip per message of their own.
-    """
-    _unsent.append(
-        _outcome_call(provider, "accepted", at=at, probe=False, retry_after=None, error="")
-    )
-
-
-def flush_outcomes() -> None:
-    """Write the unsent successes now (the end of a batch)."""
-    if _unsent:
+def write_deferred(along: DeferredWrites) -> None:
+    """Write the deferred outcomes now, in one round trip (the end of a batch)."""
+    if along:
         pipe = project_redis.client().pipeline(transaction=False)
-        _execute(pipe, _queue_unsent(pipe))
+        _execute(pipe, _queue_deferred(pipe, along))
 
 
-_unsent: list[tuple[list[str], list]] = []
-
-
-def _outcome_call(
-    provider, outcome: str, *, at: float, probe: bool, retry_after: float | None, error: str
-) -> tuple[list[str], list]:
+def outcome_call(
+    provider: Provider,
+    outcome: str,
+    *,
+    at: float,
+    probe: bool = False,
+    retry_after: float | None = None,
+    error: str = "",
+) -> OutcomeCall:
     block_for = retry_after if retry_after is not None else settings.GPMAS_RATE_LIMIT_SECONDS
     keys = [_key(provider.pk), _key(provider.pk, "probe")]
     args = [
@@ -285,33 +221,36 @@ def _outcome_call(
     return keys, args
 
 
-def _queue_unsent(pipe) -> list[tuple[list[str], list]]:
-    unsent = _unsent[:]
-    _unsent.clear()
+def _queue_deferred(pipe, along: DeferredWrites | None) -> DeferredWrites:
+    """Queue ``along``'s outcome scripts first in ``pipe``; they leave ``along`` (taken over)."""
+    if not along:
+        return []
+    taken = along[:]
+    along.clear()
     sha = _script(RECORD_OUTCOME).sha
-    for keys, args in unsent:
+    for keys, args in taken:
         pipe.evalsha(sha, len(keys), *keys, *args)
-    return unsent
+    return taken
 
 
-def _execute(pipe, unsent: list, also: list | None = None) -> list:
-    """Run a pipeline that starts with outcome scripts; return the replies after ``unsent``.
+def _execute(pipe, deferred: DeferredWrites, also: DeferredWrites | None = None) -> list:
+    """Run a pipeline that starts with outcome scripts; return the replies after ``deferred``.
 
     The scripts go by their SHA: after a Redis restart that forgot them, they are loaded and the
     outcomes written again (the pipeline's other commands do not depend on them).
     """
     replies = pipe.execute(raise_on_error=False)
-    scripts = len(unsent) + len(also or [])
-    if any(isinstance(r, redis.exceptions.NoScriptError) for r in replies[:scripts]):
+    calls = [*deferred, *(also or [])]
+    if any(isinstance(r, redis.exceptions.NoScriptError) for r in replies[: len(calls)]):
         script = _script(RECORD_OUTCOME)
-        replies[:scripts] = [script(keys=k, args=a) for k, a in [*unsent, *(also or [])]]
+        replies[: len(calls)] = [script(keys=k, args=a) for k, a in calls]
     for reply in replies:
         if isinstance(reply, Exception):
             raise reply
-    return replies[len(unsent) :]
+    return replies[len(deferred) :]
 
 
-def reset(provider) -> None:
+def reset(provider: Provider) -> None:
     """Forget the provider's penalty, circuit and rate-limit block (the quota count stays)."""
     client = project_redis.client()
     client.delete(_key(provider.pk), _key(provider.pk, "probe"))

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from django.conf import settings
 
 from delivery import provider_state
+from delivery.availability import availability
 from delivery.models import Provider
-from delivery.provider_state import HALF_OPEN, OPEN, ProviderView
+from delivery.provider_state import ProviderView
 
 NO_PROVIDER_RECHECK_SECONDS = 30
 
@@ -30,24 +30,10 @@ class Selection:
     providers: list[Provider]
     views: dict[int, ProviderView] = field(default_factory=dict)
     retry_at: dt.datetime | None = None  # when nothing can take the message now
-    fresh: bool = True  # False: made on provider state another selection read moments ago
 
 
 def score(provider: Provider, view: ProviderView) -> float:
     return provider.weight * max(0.0, 1 - view.penalty / settings.GPMAS_OPEN_THRESHOLD)
-
-
-def available_again_at(provider: Provider, view: ProviderView, at: float) -> float | None:
-    """None if the provider can take a message now, else the earliest time it can."""
-    if view.circuit == OPEN:
-        return view.open_until
-    if view.blocked_until > at:
-        return view.blocked_until
-    if provider.daily_quota is not None and view.quota_used >= provider.daily_quota:
-        return provider_state.next_quota_reset(provider.quota_reset_tz, at)
-    if view.circuit == HALF_OPEN and view.probe_busy:
-        return at + 1  # the probe in flight decides soon
-    return None
 
 
 def order(
@@ -61,10 +47,11 @@ def order(
     probes, weighted, standby, waits = [], [], [], []
     for provider in providers:
         view = views[provider.pk]
-        wait = available_again_at(provider, view, at)
-        if wait is not None:
-            waits.append(wait)
-        elif view.circuit == HALF_OPEN:
+        can = availability(provider, view, at)
+        if not can.available:
+            if can.until is not None:
+                waits.append(can.until)
+        elif can.probe:
             probes.append(provider)
         elif provider.weight > 0:
             # Efraimidis-Spirakis: sorting by u ** (1 / score) is a weighted draw without
@@ -95,36 +82,3 @@ def select(
         return Selection(ordered, views)
     retry_at = wait if wait is not None else at + NO_PROVIDER_RECHECK_SECONDS
     return Selection([], views, retry_at=dt.datetime.fromtimestamp(retry_at, tz=dt.UTC))
-
-
-class BatchRanking:
-    """Selections for the messages of one batch, over the provider rows read for it.
-
-    The providers' live state is read from Redis for a selection and reused by the next ones
-    for a few milliseconds, saving a round trip per message on a busy worker. That is safe: the
-    reservation after every selection re-checks atomically what must be exact (an open circuit,
-    a rate-limit block, the quota, the probe slot), and a penalty a few milliseconds old only
-    skews one weighted draw. After any failure the state is read afresh.
-    """
-
-    FRESH_FOR_SECONDS = 0.02
-
-    def __init__(self, providers: Sequence[Provider]) -> None:
-        self.providers = list(providers)
-        self._views: dict[int, ProviderView] | None = None
-        self._read_at = 0.0
-
-    def select(self, candidates: Sequence[Provider] | None = None) -> Selection:
-        at = provider_state.now()
-        fresh = self._views is None or time.monotonic() - self._read_at >= self.FRESH_FOR_SECONDS
-        if fresh:
-            self._views = provider_state.read_views(self.providers, at=at)
-            self._read_at = time.monotonic()
-        selection = select(
-            self.providers if candidates is None else candidates, at=at, views=self._views
-        )
-        selection.fresh = fresh
-        return selection
-
-    def forget(self) -> None:
-        self._views = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import NamedTuple
 
 from django.db.models import Count, Min, Q
@@ -12,48 +13,36 @@ from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
 from delivery import outbox, provider_state
+from delivery.availability import Availability, availability
 from delivery.models import DeliveryAttempt, EmailJob, Provider
-from delivery.provider_state import CLOSED, HALF_OPEN, OPEN, ProviderView
+from delivery.provider_state import ProviderView
 
 
 @dataclass(frozen=True)
 class ProviderHealth:
+    """A provider's live state as operators see it: ``availability`` decides, here as in ranking."""
+
     provider: Provider
     view: ProviderView
     at: float
 
+    @cached_property
+    def availability(self) -> Availability:
+        return availability(self.provider, self.view, self.at)
+
     @property
     def state(self) -> str:
         """closed / open until … / half-open / rate limited until … / out of quota / disabled."""
-        if not self.provider.enabled:
-            return "disabled"
-        if self.view.circuit == OPEN:
-            return f"open until {_clock(self.view.open_until)}"
-        if self.view.circuit == HALF_OPEN:
-            return "half-open"
-        if self.view.blocked_until > self.at:
-            return f"rate limited until {_clock(self.view.blocked_until)}"
-        if self.out_of_quota:
-            return "out of quota"
-        return CLOSED
+        return self.availability.describe()
 
     @property
     def available(self) -> bool:
-        return self.state in (CLOSED, "half-open")
-
-    @property
-    def out_of_quota(self) -> bool:
-        quota = self.provider.daily_quota
-        return quota is not None and self.view.quota_used >= quota
+        return self.availability.available
 
     @property
     def quota(self) -> str:
         limit = self.provider.daily_quota
         return f"{self.view.quota_used} / {'unlimited' if limit is None else limit}"
-
-
-def _clock(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(epoch, tz=dt.UTC).strftime("%H:%M:%S UTC")
 
 
 def provider_health(providers=None) -> list[ProviderHealth]:

@@ -1,13 +1,14 @@
-"""Celery tasks: take ids, call one service, hold no logic (DESIGN.md §2)."""
+"""Celery tasks: take ids, call one service, hold no logic (docs/architecture.md)."""
 
-from celery import Task, shared_task
+from celery import shared_task
 
 from delivery import dispatch, sending
+from delivery.publishing import publish_or_fail_fast
 
 
 @shared_task(name="gpmas.delivery.drain", ignore_result=True)
 def drain() -> None:
-    dispatch.outbox_drain()
+    drain_now()
 
 
 @shared_task(name="gpmas.delivery.send_jobs", ignore_result=True)
@@ -15,13 +16,10 @@ def send_jobs(job_ids: list[int]) -> None:
     sending.jobs_send(job_ids=job_ids)
 
 
-def publish_or_fail_fast(task: Task, *args, expires: float | None = None) -> None:
-    """Publish at once or raise: no connection retries.
+def publish_send_jobs(job_ids: list[int]) -> None:
+    publish_or_fail_fast(send_jobs, job_ids)
 
-    Celery's producer retries a refused broker connection for seconds; a web request that
-    nudges the drain must not hang that long when Redis is down (the outbox row is already
-    committed, and the periodic drain finds it).
-    """
-    with task.app.connection_for_write() as connection:
-        connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
-        task.apply_async(args=args or None, connection=connection, retry=False, expires=expires)
+
+def drain_now() -> dispatch.DrainReport:
+    """One drain of the outbox, publishing due jobs to the workers (beat, nudges, commands)."""
+    return dispatch.outbox_drain(publish=publish_send_jobs)

@@ -1,4 +1,7 @@
-"""Events (DESIGN.md §3). Times are stored aware (UTC) and shown in the event's own zone."""
+"""Events (docs/architecture.md, "Data"). Times are stored aware (UTC) and shown in the event's
+own zone."""
+
+from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
@@ -7,6 +10,15 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone as dj_timezone
+
+
+class EventQuerySet(models.QuerySet):
+    def locked(self, event_id: int) -> Event | None:
+        """The event row, locked until the transaction ends: every change of an event's seats
+        or guests happens under it (a no-op lock on SQLite, where every write transaction
+        holds the whole database). Only the event's row is locked, not its organizer's."""
+        rows = self.select_for_update(of=("self",)).select_related("organizer")
+        return rows.filter(pk=event_id).first()
 
 
 class Event(models.Model):
@@ -35,6 +47,8 @@ class Event(models.Model):
     cancelled_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = EventQuerySet.as_manager()
 
     class Meta:
         ordering = ["starts_at", "id"]

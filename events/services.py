@@ -1,4 +1,5 @@
-"""Event writes (DESIGN.md §5): create, update, cancel, delete; each one transaction.
+"""Event writes (docs/architecture.md, "Events"): create, update, cancel, delete; each one
+transaction.
 
 Changes that guests see go out as outbox rows in the same transaction: update emails and new
 reminders when the event moves, cancellation notices (iCalendar METHOD:CANCEL) when it is
@@ -22,12 +23,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from delivery.services import email_jobs_cancel
+from events.errors import EventClosed
 from events.models import Event
 from invitations.guestlist import Guest
 from invitations.services import (
-    EventClosed,
     InviteReport,
-    event_lock,
     guests_notify_cancellation,
     guests_notify_update,
     invitations_invite,
@@ -176,7 +176,7 @@ def event_cancel(*, event: Event) -> Event:
     """Cancel but keep the record: waiting emails of the event are cancelled, and the guests
     who expect it are told (accepted guests with a calendar cancellation). Idempotent."""
     with hold_if_available(f"event:{event.pk}"), transaction.atomic():
-        locked = event_lock(event.pk)
+        locked = Event.objects.locked(event.pk)
         if locked is None:
             raise EventClosed("This event no longer exists.")
         if locked.is_cancelled:
@@ -199,7 +199,7 @@ def event_delete(*, event: Event) -> EventDeletion:
     commit, because the workers claim only ``queued``/``retrying`` jobs.
     """
     with hold_if_available(f"event:{event.pk}"), transaction.atomic():
-        locked = event_lock(event.pk)
+        locked = Event.objects.locked(event.pk)
         if locked is None:
             return EventDeletion(0, 0)
         cancelled = email_jobs_cancel(topic=locked.topic, reason="event deleted")
@@ -213,7 +213,7 @@ def event_delete(*, event: Event) -> EventDeletion:
 
 
 def _locked_active(event: Event) -> Event:
-    locked = event_lock(event.pk)
+    locked = Event.objects.locked(event.pk)
     if locked is None:
         raise EventClosed("This event no longer exists.")
     if locked.is_cancelled:

@@ -10,11 +10,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from events import services
+from events.errors import Refusal
 from events.forms import EventForm
 from events.responses import busy, problem
 from events.selectors import delivery_counts, event_for_organizer, events_for_dashboard
 from invitations.selectors import DELIVERY_FILTERS, RSVP_FILTERS, guest_counts, guest_list
-from invitations.services import InvitationError
 from reliability.locks import LockBusy
 
 GUESTS_PER_PAGE = 200
@@ -92,7 +92,7 @@ def event_edit(request: HttpRequest, event_id: int) -> HttpResponse:
             result = services.event_update(event=event, fields=form.event_fields())
         except ValidationError as exc:
             apply_errors(form, exc)
-        except InvitationError as exc:
+        except Refusal as exc:
             return problem(request, "Not changed", str(exc), exc.status)
         except LockBusy:
             return busy(request)
@@ -122,7 +122,7 @@ def event_cancel(request: HttpRequest, event_id: int) -> HttpResponse:
     if request.method == "POST":
         try:
             services.event_cancel(event=event)
-        except InvitationError as exc:
+        except Refusal as exc:
             return problem(request, "Not cancelled", str(exc), exc.status)
         except LockBusy:
             return busy(request)

@@ -23,9 +23,10 @@ app.autodiscover_tasks()
 def _import_provider_sdks(**kwargs) -> None:
     # In the main process, before the pool forks: otherwise every pool process spends a second
     # or more of CPU importing boto3 and the other SDKs on its first send.
-    from delivery.providers import adapter_class
+    from delivery.providers import ADAPTERS, adapter_class
 
-    adapter_class("console")
+    for kind in ADAPTERS:
+        adapter_class(kind)
 
 
 @task_prerun.connect

@@ -1,10 +1,19 @@
-"""Invitations (DESIGN.md §3): one per guest and event; the guest holds only the raw token."""
+"""Invitations (docs/architecture.md, "Data"): one per guest and event; the guest holds only the
+raw token."""
+
+from __future__ import annotations
 
 from django.db import models
 from django.db.models import Q
 
 from delivery.models import EmailJob
 from events.models import Event
+
+
+class InvitationQuerySet(models.QuerySet):
+    def live(self) -> InvitationQuerySet:
+        """Invitations that still count: not revoked."""
+        return self.filter(revoked_at__isnull=True)
 
 
 class Invitation(models.Model):
@@ -38,6 +47,8 @@ class Invitation(models.Model):
         EmailJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = InvitationQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]
@@ -75,6 +86,11 @@ class Invitation(models.Model):
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
+
+    @property
+    def seats_held(self) -> int:
+        """Seats this guest takes up now: the whole party once accepted, none otherwise."""
+        return self.party_size if self.rsvp == self.Rsvp.ACCEPTED else 0
 
     @property
     def calendar_uid(self) -> str:

@@ -23,7 +23,7 @@ def guest_list(
     if rsvp == "revoked":
         guests = guests.filter(revoked_at__isnull=False)
     else:
-        guests = guests.filter(revoked_at__isnull=True)
+        guests = guests.live()
         if rsvp in Rsvp.values:
             guests = guests.filter(rsvp=rsvp)
     if delivery in DELIVERY_FILTERS:
@@ -50,11 +50,7 @@ def guest_counts(event: Event) -> dict[str, int]:
 
 
 def live_emails(event: Event) -> set[str]:
-    return set(
-        Invitation.objects.filter(event=event, revoked_at__isnull=True).values_list(
-            "email", flat=True
-        )
-    )
+    return set(Invitation.objects.live().filter(event=event).values_list("email", flat=True))
 
 
 def guest_export_rows(event: Event) -> Iterator[list[str]]:

@@ -21,6 +21,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 from django_ratelimit.core import is_ratelimited
 
+from events.errors import Refusal
 from events.ics import organizer_name
 from events.models import Event
 from events.responses import busy, problem
@@ -30,7 +31,6 @@ from invitations.forms import AnswerForm, GuestListForm
 from invitations.guestlist import GuestList, guests_parse_csv
 from invitations.models import Invitation
 from invitations.selectors import guest_export_rows, live_emails
-from invitations.services import InvitationError
 from reliability.locks import LockBusy
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def invite_confirm(request: HttpRequest, event: Event) -> HttpResponse:
         )
     try:
         report = services.invitations_invite(event=event, guests=guest_list.guests)
-    except InvitationError as exc:
+    except Refusal as exc:
         return problem(request, "Not invited", str(exc), exc.status)
     text = f"{len(report.invited)} invitation(s) are on their way."
     if report.already_invited:
@@ -154,7 +154,7 @@ def invitation_resend(request: HttpRequest, event_id: int, invitation_id: int) -
         return too_many(request, "invitations sent")
     try:
         services.invitation_resend(invitation=invitation)
-    except InvitationError as exc:
+    except Refusal as exc:
         return problem(request, "Not resent", str(exc), exc.status)
     messages.success(request, f"A new invitation link is on its way to {invitation.email}.")
     return back_to_event(request, event_id)
@@ -166,7 +166,7 @@ def invitation_revoke(request: HttpRequest, event_id: int, invitation_id: int) -
     invitation = organizer_invitation(request, event_id, invitation_id)
     try:
         services.invitation_revoke(invitation=invitation)
-    except InvitationError as exc:
+    except Refusal as exc:
         return problem(request, "Not revoked", str(exc), exc.status)
     messages.success(request, f"The invitation of {invitation.email} was revoked.")
     return back_to_event(request, event_id)
@@ -199,7 +199,7 @@ def guests_csv(request: HttpRequest, event_id: int) -> HttpResponse:
 # --- Guest -------------------------------------------------------------------------------------
 
 
-def guest_problem(request: HttpRequest, exc: InvitationError) -> HttpResponse:
+def guest_problem(request: HttpRequest, exc: Refusal) -> HttpResponse:
     response = render(
         request,
         "invitations/guest_problem.html",
@@ -241,7 +241,7 @@ def guest_invitation(request: HttpRequest, token: str) -> HttpResponse:
     try:
         invitation = services.invitation_by_token(token)
         services.event_check_open(invitation.event)
-    except InvitationError as exc:
+    except Refusal as exc:
         return guest_problem(request, exc)
     return guest_page(request, token, invitation)
 
@@ -253,14 +253,14 @@ def guest_accept(request: HttpRequest, token: str) -> HttpResponse:
         return too_many(request)
     try:
         invitation = services.invitation_by_token(token)
-    except InvitationError as exc:
+    except Refusal as exc:
         return guest_problem(request, exc)
     form = AnswerForm(request.POST, max_party_size=invitation.event.max_party_size)
     if not form.is_valid():
         return guest_page(request, token, invitation, form=form, status=400)
     try:
         answer = services.invitation_accept(token=token, party_size=form.cleaned_data["party_size"])
-    except InvitationError as exc:
+    except Refusal as exc:
         return guest_problem(request, exc)
     except LockBusy:
         return busy(request)
@@ -275,7 +275,7 @@ def guest_decline(request: HttpRequest, token: str) -> HttpResponse:
         return too_many(request)
     try:
         answer = services.invitation_decline(token=token)
-    except InvitationError as exc:
+    except Refusal as exc:
         return guest_problem(request, exc)
     except LockBusy:
         return busy(request)

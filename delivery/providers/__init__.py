@@ -1,7 +1,13 @@
-"""Provider adapters: build one for a Provider row, with its secrets from the environment."""
+"""Provider adapters: build one for a Provider row, with its secrets from the environment.
+
+Every kind in ``ProviderKind`` has exactly one adapter class here; each adapter declares the
+secrets and the provider-row settings it needs, so the admin's checks and the adapter's own
+construction cannot disagree about what a provider must have.
+"""
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -20,6 +26,7 @@ if TYPE_CHECKING:
     from delivery.models import Provider
 
 __all__ = [
+    "ADAPTERS",
     "Adapter",
     "ErrorClass",
     "ProviderConfig",
@@ -31,28 +38,37 @@ __all__ = [
     "secret_variable",
 ]
 
+# kind -> "module:Class", imported on first use (workers import them all before forking).
+ADAPTERS = {
+    "sendgrid": "delivery.providers.sendgrid:SendGridAdapter",
+    "ses": "delivery.providers.ses:SesAdapter",
+    "mailgun": "delivery.providers.mailgun:MailgunAdapter",
+    "smtp": "delivery.providers.smtp:SmtpAdapter",
+    "console": "delivery.providers.console:ConsoleAdapter",
+}
+
 
 def adapter_class(kind: str) -> type[Adapter]:
-    from delivery.providers.console import ConsoleAdapter
-    from delivery.providers.mailgun import MailgunAdapter
-    from delivery.providers.sendgrid import SendGridAdapter
-    from delivery.providers.ses import SesAdapter
-    from delivery.providers.smtp import SmtpAdapter
+    if kind not in ADAPTERS:
+        raise ProviderConfigError(f"unknown provider kind {kind!r}; known: {', '.join(ADAPTERS)}")
+    module, _, name = ADAPTERS[kind].partition(":")
+    return getattr(import_module(module), name)
 
-    classes = {
-        "sendgrid": SendGridAdapter,
-        "ses": SesAdapter,
-        "mailgun": MailgunAdapter,
-        "smtp": SmtpAdapter,
-        "console": ConsoleAdapter,
+
+def missing_settings(provider: Provider, cls: type[Adapter]) -> dict[str, str]:
+    """The provider-row settings ``cls`` needs that ``provider`` leaves empty: field -> why."""
+    return {
+        field: error
+        for field, error in cls.required_settings.items()
+        if not getattr(provider, field)
     }
-    if kind not in classes:
-        raise ProviderConfigError(f"unknown provider kind {kind!r}; known: {', '.join(classes)}")
-    return classes[kind]
 
 
 def provider_config(provider: Provider) -> ProviderConfig:
     cls = adapter_class(provider.kind)
+    missing = missing_settings(provider, cls)
+    if missing:
+        raise ProviderConfigError(f"provider {provider.name!r}: {' '.join(missing.values())}")
     return ProviderConfig(
         name=provider.name,
         kind=provider.kind,
@@ -78,13 +94,9 @@ def provider_config_errors(provider: Provider) -> dict[str, str]:
         cls = adapter_class(provider.kind)
     except ProviderConfigError as exc:
         return {"kind": str(exc)}
-    errors = {}
+    errors = missing_settings(provider, cls)
     try:
         read_secrets(provider.name or "?", cls.required_secrets)
     except ProviderConfigError as exc:
         errors["__all__"] = str(exc)
-    if provider.kind == "mailgun" and not provider.domain:
-        errors["domain"] = "A Mailgun provider needs its sending domain."
-    if provider.kind == "smtp" and not provider.host:
-        errors["host"] = "An SMTP provider needs a host."
     return errors

@@ -81,6 +81,8 @@ def read_secrets(provider_name: str, required: tuple[str, ...], optional: tuple[
 class Adapter:
     required_secrets: tuple[str, ...] = ()
     optional_secrets: tuple[str, ...] = ()
+    # Provider-row fields that must be set, each with the error shown when it is not.
+    required_settings: dict[str, str] = {}
     # How many messages one call can carry: above 1 for a provider with a batch API.
     max_batch = 1
 

@@ -11,13 +11,10 @@ PUBLIC_API = "https://api.mailgun.net"
 
 class MailgunAdapter(Adapter):
     required_secrets = ("API_KEY",)
+    required_settings = {"domain": "A Mailgun provider needs its sending domain."}
 
     def __init__(self, config) -> None:
         super().__init__(config)
-        if not config.domain:
-            from delivery.providers.base import ProviderConfigError
-
-            raise ProviderConfigError(f"provider {config.name!r} needs a Mailgun sending domain")
         self.client = Client(
             auth=("api", config.secrets["API_KEY"]),
             api_url=config.api_base_url or PUBLIC_API,

@@ -30,6 +30,7 @@ class SmtpAdapter(Adapter):
     """One connection per adapter, kept between sends and batches, reopened after errors."""
 
     optional_secrets = ("USERNAME", "PASSWORD")
+    required_settings = {"host": "An SMTP provider needs a host."}
 
     def __init__(self, config) -> None:
         super().__init__(config)
@@ -43,7 +44,7 @@ class SmtpAdapter(Adapter):
             self.close()
         try:
             connection = smtplib.SMTP(
-                self.config.host or "localhost",
+                self.config.host,
                 self.config.port or 25,
                 timeout=self.config.connect_timeout,
             )

@@ -18,13 +18,13 @@ def main(label: str, count: int) -> None:
     django.setup()
     from django.db import transaction
 
-    from delivery.services import EmailDraft, email_enqueue_bulk
+    from delivery.services import EmailDraft, email_enqueue
 
     with transaction.atomic():
         # Registered before the enqueue's own nudge, so it runs first: the rows are committed,
         # the process is gone, and no drain was asked for.
         transaction.on_commit(lambda: os._exit(CRASHED))
-        email_enqueue_bulk(
+        email_enqueue(
             EmailDraft(
                 kind="test",
                 to_email=f"{label}{i}@example.com",

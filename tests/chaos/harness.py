@@ -33,7 +33,7 @@ from django.db import connection
 
 from delivery.models import EmailJob
 from delivery.sandbox import Sandbox
-from delivery.services import EmailDraft, email_enqueue_bulk
+from delivery.services import EmailDraft, email_enqueue
 from gpmas.embedded_redis import EmbeddedRedis
 from tests.processes import CeleryBeat, CeleryWorker, WebServer, test_database_url, wait_for
 
@@ -69,7 +69,7 @@ def scaled(short: int) -> int:
 def enqueue_jobs(count: int, *, label: str = "chaos") -> list[int]:
     """``count`` test emails written to the outbox in one transaction; their ids."""
     before = EmailJob.objects.order_by("-id").values_list("id", flat=True).first() or 0
-    email_enqueue_bulk(
+    email_enqueue(
         EmailDraft(
             kind="test",
             to_email=f"{label}{i}@example.com",

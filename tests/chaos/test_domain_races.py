@@ -13,9 +13,8 @@ import pytest
 import redis_lock
 
 from delivery.models import EmailJob
-from events.models import Event
+from events.models import Event, EventQuerySet
 from events.services import event_delete
-from invitations import services
 from invitations.services import invitation_accept, seats_recount
 from reliability import locks
 from tests.chaos import checker
@@ -114,13 +113,13 @@ def lock_expiring_mid_section(monkeypatch) -> None:
     monkeypatch.setattr(
         locks, "redis_lock", SimpleNamespace(Lock=LapsingLock, NotAcquired=redis_lock.NotAcquired)
     )
-    real_event_lock = services.event_lock
+    real_locked = EventQuerySet.locked
 
-    def slow_event_lock(event_id: int):
+    def slow_locked(self, event_id: int):
         time.sleep(1.3)  # inside the Redis lock, before the row lock
-        return real_event_lock(event_id)
+        return real_locked(self, event_id)
 
-    monkeypatch.setattr(services, "event_lock", slow_event_lock)
+    monkeypatch.setattr(EventQuerySet, "locked", slow_locked)
 
 
 def accept_retrying_when_busy(token: str) -> str:

@@ -6,15 +6,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from delivery.models import EmailJob
-from delivery.services import email_enqueue
+from tests.delivery.jobs import new_job
 
 pytestmark = pytest.mark.django_db
 Status = EmailJob.Status
-
-
-def new_job(**overrides) -> EmailJob:
-    fields = {"kind": "test", "to_email": "g@example.com", "subject": "S", "text_body": "b"}
-    return email_enqueue(**{**fields, **overrides})
 
 
 def test_send_test_queues_one_pinned_job_per_enabled_provider(providers, capsys):

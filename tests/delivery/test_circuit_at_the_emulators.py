@@ -4,20 +4,22 @@ from collections import Counter
 
 import pytest
 
-from delivery import dispatch, provider_state
+from delivery import provider_state
 from delivery.models import EmailJob, Provider
 from delivery.provider_state import CLOSED, HALF_OPEN, OPEN
 from delivery.sandbox import Fault
-from delivery.sending import job_send
-from delivery.services import EmailDraft, email_enqueue, email_enqueue_bulk
+from delivery.services import EmailDraft, email_enqueue
+from delivery.tasks import drain_now
+from tests.delivery.jobs import new_job
+from tests.delivery.jobs import send_one as send
 from tests.processes import CeleryWorker, wait_for
 
 Status = EmailJob.Status
 
 
 def send_one() -> EmailJob:
-    job = email_enqueue(kind="test", to_email="g@example.com", subject="S", text_body="b")
-    job_send(job_id=job.pk)
+    job = new_job()
+    send(job)
     return EmailJob.objects.select_related("provider").get(pk=job.pk)
 
 
@@ -105,11 +107,11 @@ def test_two_workers_never_exceed_a_daily_quota(providers, clean_sandbox, tmp_pa
     Provider.objects.exclude(kind__in=["sendgrid", "smtp"]).update(enabled=False)
     workers = [CeleryWorker(name, tmp_path, concurrency=2).start() for name in ("a", "b")]
     try:
-        email_enqueue_bulk(
+        email_enqueue(
             EmailDraft(kind="test", to_email=f"g{i}@example.com", subject="S", text_body="b")
             for i in range(80)
         )
-        dispatch.outbox_drain()
+        drain_now()
         wait_for(
             lambda: Counter(EmailJob.objects.values_list("status", flat=True)) == {"sent": 80},
             timeout=90,

@@ -9,14 +9,14 @@ from django.utils import timezone
 
 from delivery import dispatch
 from delivery.models import EmailJob
-from delivery.services import EmailDraft, email_enqueue_bulk
+from delivery.services import EmailDraft, email_enqueue
 from reliability import locks
 from reliability import redis as project_redis
 from reliability.models import SystemControl
 
 
 def make_jobs(count: int, **overrides) -> list[int]:
-    email_enqueue_bulk(
+    email_enqueue(
         EmailDraft(
             kind="test", to_email=f"g{i}@example.com", subject="S", text_body="b", **overrides
         )

@@ -8,19 +8,10 @@ from django.db import connection
 from django.utils import timezone
 
 from delivery.models import EmailJob
-from delivery.services import EmailDraft, email_enqueue, email_enqueue_bulk, nudge_drain
+from delivery.services import EmailDraft, email_enqueue, nudge_drain
+from tests.delivery.jobs import new_job as enqueue
 
 pytestmark = pytest.mark.django_db
-
-
-def enqueue(**overrides) -> EmailJob:
-    fields = {
-        "kind": "test",
-        "to_email": "guest@example.com",
-        "subject": "Hello",
-        "text_body": "Hi there",
-    }
-    return email_enqueue(**{**fields, **overrides})
 
 
 def test_enqueue_writes_a_queued_job_due_now():
@@ -42,10 +33,33 @@ def test_enqueue_with_not_before_is_due_only_then():
 
 
 def test_same_idempotency_key_returns_the_existing_job():
-    first = enqueue(idempotency_key="confirm:7")
+    first = enqueue(idempotency_key="confirm:7", subject="First")
     second = enqueue(idempotency_key="confirm:7", subject="Different")
     assert second.pk == first.pk
+    assert second.subject == "First"  # the stored job, not the second draft
     assert EmailJob.objects.count() == 1
+
+
+def test_enqueue_returns_the_jobs_in_the_drafts_order_with_their_ids():
+    existing = enqueue(idempotency_key="k:1", subject="Stored")
+    batch = [
+        EmailDraft(kind="test", to_email="a@example.com", subject="A", text_body="x"),
+        EmailDraft(
+            kind="test", to_email="b@example.com", subject="B", text_body="x", idempotency_key="k:1"
+        ),
+        EmailDraft(
+            kind="test", to_email="c@example.com", subject="C", text_body="x", idempotency_key="k:2"
+        ),
+        EmailDraft(
+            kind="test", to_email="d@example.com", subject="D", text_body="x", idempotency_key="k:2"
+        ),
+    ]
+    jobs = email_enqueue(batch)
+    assert [job.subject for job in jobs] == ["A", "Stored", "C", "C"]
+    assert jobs[1].pk == existing.pk and jobs[2].pk == jobs[3].pk
+    stored = EmailJob.objects.in_bulk([job.pk for job in jobs])
+    assert [stored[job.pk].subject for job in jobs] == ["A", "Stored", "C", "C"]
+    assert EmailJob.objects.count() == 3
 
 
 @pytest.mark.parametrize(
@@ -85,13 +99,14 @@ def drafts(count: int) -> list[EmailDraft]:
     ]
 
 
-def test_bulk_enqueue_uses_one_insert_per_batch(django_assert_max_num_queries):
+def test_bulk_enqueue_uses_one_insert_and_one_read_per_batch(django_assert_max_num_queries):
     # Batches of 1,000, further split only where the database caps the variables per statement
-    # (SQLite); savepoint statements are the only other queries.
+    # (SQLite); one read of the ids per batch; savepoint statements are the only other queries.
     fields = [f for f in EmailJob._meta.concrete_fields if not f.primary_key]
     rows_per_insert = min(1000, connection.ops.bulk_batch_size(fields, [None] * 1000))
-    with django_assert_max_num_queries(math.ceil(2500 / rows_per_insert) + 3):
-        assert email_enqueue_bulk(drafts(2500)) == 2500
+    with django_assert_max_num_queries(math.ceil(2500 / rows_per_insert) + 3 + 3):
+        jobs = email_enqueue(drafts(2500))
+    assert len({job.pk for job in jobs}) == 2500
     assert EmailJob.objects.filter(status="queued").count() == 2500
 
 
@@ -99,7 +114,7 @@ def test_bulk_enqueue_with_one_bad_draft_writes_nothing():
     batch = drafts(10)
     batch[7].to_email = "broken"
     with pytest.raises(ValidationError):
-        email_enqueue_bulk(batch)
+        email_enqueue(batch)
     assert EmailJob.objects.count() == 0
 
 

@@ -26,8 +26,9 @@ from hypothesis.stateful import (
 
 from delivery import outbox
 from delivery.models import EmailJob
-from delivery.services import email_enqueue, email_jobs_cancel
+from delivery.services import email_jobs_cancel
 from reliability.models import SystemControl
+from tests.delivery.jobs import claim, mark_sent, new_job
 
 MAX_ATTEMPTS = 3
 Status = EmailJob.Status
@@ -52,11 +53,8 @@ class JobLifecycle(RuleBasedStateMachine):
     @rule(target=jobs, topic=st.sampled_from(["event:1", "event:2"]))
     def enqueue(self, topic):
         self.serial += 1
-        job = email_enqueue(
-            kind="test",
+        job = new_job(
             to_email=f"g{self.serial}@example.com",
-            subject="S",
-            text_body="b",
             topic=topic,
         )
         EmailJob.objects.filter(pk=job.pk).update(max_attempts=MAX_ATTEMPTS)
@@ -94,7 +92,7 @@ class JobLifecycle(RuleBasedStateMachine):
     @precondition(lambda self: not self.halted)
     @rule(job_id=jobs)
     def worker_claims(self, job_id):
-        claimed = outbox.claim(job_id)
+        claimed = claim(job_id)
         if claimed is not None:
             self.holders[job_id] = claimed
 
@@ -102,7 +100,7 @@ class JobLifecycle(RuleBasedStateMachine):
     def broker_delivers_the_message_again(self, job_id):
         job = EmailJob.objects.get(pk=job_id)
         lease_running = job.status == Status.SENDING and job.lease_expires_at > outbox_now()
-        claimed = outbox.claim(job_id)
+        claimed = claim(job_id)
         if lease_running:
             assert claimed is None, "a job under a running lease was claimed twice"
         if claimed is not None:
@@ -114,7 +112,7 @@ class JobLifecycle(RuleBasedStateMachine):
     @rule(job_id=jobs)
     def provider_accepts(self, job_id):
         holder = self._holder(job_id)
-        if holder is not None and outbox.mark_sent(holder, provider=None, message_id="m"):
+        if holder is not None and mark_sent(holder):
             self.acceptances[job_id] += 1
 
     @rule(job_id=jobs)
@@ -155,7 +153,7 @@ class JobLifecycle(RuleBasedStateMachine):
         holder = self._holder(job_id)
         if holder is not None:
             before = holder.attempts
-            if outbox.release(holder, due_at=outbox_now(), reason="halted"):
+            if outbox.release_many([holder], due_at=outbox_now(), reason="halted"):
                 assert EmailJob.objects.get(pk=job_id).attempts == before - 1
 
     # --- invariants -----------------------------------------------------------------------

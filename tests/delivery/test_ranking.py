@@ -1,4 +1,4 @@
-"""Provider ranking (DESIGN.md §6) against real Redis with a controllable clock (``at=``)."""
+"""Provider ranking (docs/ranking.md) against real Redis with a controllable clock (``at=``)."""
 
 import datetime as dt
 import random
@@ -263,46 +263,3 @@ def test_reset_forgets_penalty_and_circuit():
     provider_state.reset(p)
     state = view(p, T0)
     assert (state.penalty, state.circuit) == (0, CLOSED)
-
-
-def counting_reads(monkeypatch) -> list[int]:
-    reads = []
-    real = provider_state.read_views
-    monkeypatch.setattr(
-        provider_state, "read_views", lambda ps, *, at: reads.append(1) or real(ps, at=at)
-    )
-    return reads
-
-
-def test_a_batch_reuses_the_state_it_read_for_a_few_milliseconds(monkeypatch):
-    reads = counting_reads(monkeypatch)
-    clock = [100.0]
-    monkeypatch.setattr(ranking.time, "monotonic", lambda: clock[0])
-    ranker = ranking.BatchRanking([provider(1), provider(2)])
-
-    assert ranker.select().fresh
-    clock[0] += ranking.BatchRanking.FRESH_FOR_SECONDS / 2
-    second = ranker.select([ranker.providers[1]])
-    assert (len(reads), second.fresh, [p.pk for p in second.providers]) == (1, False, [2])
-    clock[0] += ranking.BatchRanking.FRESH_FOR_SECONDS
-    assert ranker.select().fresh and len(reads) == 2
-    ranker.forget()  # after a failure: the next selection reads afresh
-    assert ranker.select().fresh and len(reads) == 3
-
-
-def test_successes_ride_along_with_the_next_read_and_failures_keep_their_order(redis_client):
-    p = provider(1)
-    record(p, "transient", T0)  # penalty 10, one failure
-    provider_state.record_success_later(p, at=T0)
-    assert view(p, T0).consecutive_failures == 0  # written by this very read, before it
-    provider_state.record_success_later(p, at=T0)
-    record(p, "transient", T0)  # the success waiting goes first: then this failure counts
-    assert view(p, T0).consecutive_failures == 1
-
-
-def test_unsent_successes_are_written_at_the_end_of_a_batch(redis_client):
-    p = provider(1)
-    record(p, "transient", T0)
-    provider_state.record_success_later(p, at=T0)
-    provider_state.flush_outcomes()
-    assert redis_client.hget(f"{provider_state._key(p.pk)}", "cf") == b"0"

@@ -4,9 +4,9 @@ from django.utils import timezone
 from delivery.message import JOB_HEADER
 from delivery.models import DeliveryAttempt, EmailJob, Provider
 from delivery.sandbox import Fault
-from delivery.sending import job_send, jobs_send
-from delivery.services import email_enqueue
+from delivery.sending import jobs_send
 from reliability.models import SystemControl
+from tests.delivery.jobs import new_job, send_one
 
 pytestmark = pytest.mark.django_db
 Status = EmailJob.Status
@@ -17,11 +17,6 @@ def providers(providers_in_fixed_order):
     return providers_in_fixed_order
 
 
-def new_job(**overrides) -> EmailJob:
-    fields = {"kind": "test", "to_email": "guest@example.com", "subject": "Hi", "text_body": "b"}
-    return email_enqueue(**{**fields, **overrides})
-
-
 def outcomes(job: EmailJob) -> list[tuple[str, str]]:
     attempts = DeliveryAttempt.objects.filter(job=job).order_by("id")
     return [(a.provider.kind, a.outcome) for a in attempts]
@@ -29,7 +24,7 @@ def outcomes(job: EmailJob) -> list[tuple[str, str]]:
 
 def test_a_job_is_sent_by_the_first_ranked_provider(providers, clean_sandbox):
     job = new_job()
-    assert job_send(job_id=job.pk) == Status.SENT
+    assert send_one(job) == Status.SENT
     job.refresh_from_db()
     assert (job.status, job.attempts, job.provider.kind) == (Status.SENT, 1, "sendgrid")
     assert job.finished_at is not None and job.provider_message_id
@@ -41,7 +36,7 @@ def test_a_job_is_sent_by_the_first_ranked_provider(providers, clean_sandbox):
 def test_a_failing_provider_fails_over_to_the_next_in_the_same_send(providers, clean_sandbox):
     clean_sandbox.faults.set("sendgrid", Fault(status=503))
     job = new_job()
-    assert job_send(job_id=job.pk) == Status.SENT
+    assert send_one(job) == Status.SENT
     job.refresh_from_db()
     assert job.attempts == 1  # one claim, two provider calls
     assert outcomes(job) == [("sendgrid", "transient"), ("mailgun", "accepted")]
@@ -52,14 +47,14 @@ def test_a_failing_provider_fails_over_to_the_next_in_the_same_send(providers, c
 def test_rate_limits_and_provider_errors_also_fail_over(providers, clean_sandbox, fault):
     clean_sandbox.faults.set("sendgrid", fault)
     job = new_job()
-    assert job_send(job_id=job.pk) == Status.SENT
+    assert send_one(job) == Status.SENT
     assert [outcome for _, outcome in outcomes(job)][-1] == "accepted"
 
 
 def test_a_recipient_rejection_fails_the_job_without_trying_others(providers, clean_sandbox):
     clean_sandbox.faults.set("sendgrid", Fault(status=400))
     job = new_job()
-    assert job_send(job_id=job.pk) == Status.FAILED
+    assert send_one(job) == Status.FAILED
     job.refresh_from_db()
     assert job.status == Status.FAILED
     assert job.last_error.startswith("sandbox-sendgrid: HTTP 400")
@@ -72,12 +67,12 @@ def test_when_every_provider_fails_the_job_retries_then_gives_up(providers, clea
         clean_sandbox.faults.set(kind, Fault(status=451 if kind == "smtp" else 500))
     job = new_job()
     EmailJob.objects.filter(pk=job.pk).update(max_attempts=2)
-    assert job_send(job_id=job.pk) == Status.RETRYING
+    assert send_one(job) == Status.RETRYING
     job.refresh_from_db()
     assert job.next_attempt_at > timezone.now() - timezone.timedelta(seconds=1)
     assert "sandbox-sendgrid: transient" in job.last_error
     EmailJob.objects.filter(pk=job.pk).update(next_attempt_at=timezone.now())
-    assert job_send(job_id=job.pk) == Status.FAILED
+    assert send_one(job) == Status.FAILED
     job.refresh_from_db()
     assert job.last_error.startswith("gave up after 2 attempt(s): ")
     assert len(outcomes(job)) == 8
@@ -94,7 +89,7 @@ def test_a_redelivered_task_is_a_no_op(providers, clean_sandbox):
 def test_while_halted_nothing_is_claimed_or_sent(providers, clean_sandbox):
     SystemControl.objects.create(pk=1, halted=True, reason="incident")
     job = new_job()
-    assert job_send(job_id=job.pk) == "halted"
+    assert send_one(job) == "halted"
     job.refresh_from_db()
     assert (job.status, job.attempts) == (Status.QUEUED, 0)
     assert clean_sandbox.inbox.stats() == {} or all(
@@ -105,7 +100,7 @@ def test_while_halted_nothing_is_claimed_or_sent(providers, clean_sandbox):
 def test_with_no_enabled_provider_the_job_waits_without_counting_an_attempt(providers):
     Provider.objects.update(enabled=False)
     job = new_job()
-    assert job_send(job_id=job.pk) == Status.QUEUED
+    assert send_one(job) == Status.QUEUED
     job.refresh_from_db()
     assert (job.status, job.attempts) == (Status.QUEUED, 0)
     assert job.next_attempt_at > timezone.now()
@@ -114,14 +109,14 @@ def test_with_no_enabled_provider_the_job_waits_without_counting_an_attempt(prov
 
 def test_a_pinned_job_uses_only_its_provider(providers, clean_sandbox):
     job = new_job(pinned_provider=providers["smtp"])
-    assert job_send(job_id=job.pk) == Status.SENT
+    assert send_one(job) == Status.SENT
     assert [m.provider for m in clean_sandbox.inbox.messages()] == ["smtp"]
 
 
 def test_a_pinned_job_waits_when_its_provider_fails(providers, clean_sandbox):
     clean_sandbox.faults.set("smtp", Fault(status=451))
     job = new_job(pinned_provider=providers["smtp"])
-    assert job_send(job_id=job.pk) == Status.RETRYING
+    assert send_one(job) == Status.RETRYING
     assert clean_sandbox.inbox.messages() == []
 
 
@@ -136,7 +131,7 @@ def test_with_every_provider_open_no_call_is_made_until_the_first_reopens(provid
         for p in Provider.objects.all()
     )
     job = new_job()
-    assert job_send(job_id=job.pk) == Status.QUEUED
+    assert send_one(job) == Status.QUEUED
     job.refresh_from_db()
     assert (job.status, job.attempts) == (Status.QUEUED, 0)
     assert job.next_attempt_at.timestamp() == pytest.approx(first_back, abs=0.01)

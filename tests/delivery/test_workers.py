@@ -10,8 +10,8 @@ from django.utils import timezone
 from delivery import dispatch
 from delivery.models import EmailJob
 from delivery.sandbox import Fault
-from delivery.services import EmailDraft, email_enqueue_bulk
-from delivery.tasks import send_jobs
+from delivery.services import EmailDraft, email_enqueue
+from delivery.tasks import drain_now, send_jobs
 from tests.processes import CeleryWorker, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -40,7 +40,7 @@ def start_worker(tmp_path, providers):
 
 
 def enqueue(count: int) -> list[int]:
-    email_enqueue_bulk(
+    email_enqueue(
         EmailDraft(kind="test", to_email=f"g{i}@example.com", subject=f"#{i}", text_body="b")
         for i in range(count)
     )
@@ -58,7 +58,7 @@ def delivered_job_ids(sandbox) -> Counter:
 def test_workers_send_every_job_exactly_once(start_worker, clean_sandbox):
     start_worker("a", concurrency=2)
     ids = enqueue(60)
-    dispatch.outbox_drain()
+    drain_now()
     wait_for(lambda: statuses() == {Status.SENT: 60}, timeout=60, message="60 sent")
     assert delivered_job_ids(clean_sandbox) == Counter({job_id: 1 for job_id in ids})
 
@@ -83,7 +83,7 @@ def test_a_job_whose_message_was_never_published_is_sent_by_a_later_drain(
     EmailJob.objects.filter(pk=job_id).update(
         dispatched_at=timezone.now() - dt.timedelta(minutes=2)
     )
-    dispatch.outbox_drain()
+    drain_now()
     wait_for(lambda: statuses() == {Status.SENT: 1}, timeout=30, message="the job sent")
 
 
@@ -96,7 +96,7 @@ def test_a_job_left_sending_by_a_killed_worker_is_reconciled_and_sent(
     clean_sandbox.faults.set("sendgrid", Fault(hang=True, hang_seconds=8, status=500))
     worker = start_worker("doomed")
     [job_id] = enqueue(1)
-    dispatch.outbox_drain()
+    drain_now()
     wait_for(lambda: clean_sandbox.inbox.in_flight("sendgrid"), timeout=20, message="a call")
     if how == "main process":
         worker.kill()
@@ -108,7 +108,7 @@ def test_a_job_left_sending_by_a_killed_worker_is_reconciled_and_sent(
         start_worker("rescuer")
 
     def reconciled_and_sent():
-        dispatch.outbox_drain()  # reconciles the expired lease, then republishes the job
+        drain_now()  # reconciles the expired lease, then republishes the job
         return EmailJob.objects.get(pk=job_id).status == Status.SENT
 
     wait_for(reconciled_and_sent, timeout=40, interval=0.5, message="reconcile and send")
@@ -127,7 +127,7 @@ def test_send_test_reaches_the_inbox_once_per_provider_kind(start_worker, clean_
 
     start_worker("a")
     call_command("gpmas", "send-test", "you@example.com")
-    dispatch.outbox_drain()
+    drain_now()
     wait_for(lambda: statuses() == {Status.SENT: 4}, timeout=30, message="4 test emails sent")
     kinds = sorted(m.provider for m in clean_sandbox.inbox.messages())
     assert kinds == ["mailgun", "sendgrid", "ses", "smtp"]

@@ -5,10 +5,10 @@ from collections import Counter
 
 import pytest
 
-from delivery import dispatch
 from delivery.models import EmailJob
 from delivery.sandbox import Fault
 from delivery.sandbox.faults import PROVIDERS
+from delivery.tasks import drain_now
 from events.services import event_delete
 from invitations.services import invitation_accept
 from tests.events.factories import make_event, tokens
@@ -40,7 +40,7 @@ def test_after_deletion_commits_no_queued_email_of_the_event_reaches_a_provider(
     for i in range(4):  # 3 accepted, 1 waitlisted: they get cancellation notices
         invitation_accept(token=links[f"guest{i}@example.com"], party_size=1)
     topic, notice_topic = event.topic, event.notice_topic
-    dispatch.outbox_drain()
+    drain_now()
     wait_for(
         lambda: EmailJob.objects.filter(topic=topic, status=Status.SENT).count() >= 10,
         timeout=60,
@@ -57,7 +57,7 @@ def test_after_deletion_commits_no_queued_email_of_the_event_reaches_a_provider(
     assert deletion.notices == 4
 
     def settled() -> bool:
-        dispatch.outbox_drain()  # the notices were written by the deletion: send them
+        drain_now()  # the notices were written by the deletion: send them
         waiting = EmailJob.objects.filter(
             status__in=[Status.QUEUED, Status.RETRYING, Status.SENDING]
         )

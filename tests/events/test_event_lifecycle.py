@@ -50,12 +50,12 @@ def test_create_with_guests_writes_event_invitations_and_emails_together(organiz
 
 
 def test_create_rolls_everything_back_when_a_guest_email_cannot_be_written(organizer, monkeypatch):
-    from invitations import services as invitation_services
+    from invitations.services import organizer as organizer_actions
 
     def broken(drafts):
         raise ValidationError({"to_email": "refused by the outbox"})
 
-    monkeypatch.setattr(invitation_services, "email_enqueue_bulk", broken)
+    monkeypatch.setattr(organizer_actions, "email_enqueue", broken)
     with pytest.raises(ValidationError):
         make_event(organizer, guests=3)
     assert Event.objects.count() == Invitation.objects.count() == EmailJob.objects.count() == 0

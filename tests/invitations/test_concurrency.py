@@ -20,10 +20,10 @@ from django.db import IntegrityError, connection
 from django.db.models import F
 
 from delivery.models import EmailJob
-from events.models import Event
-from invitations import services
+from events.models import Event, EventQuerySet
+from invitations.errors import SeatsConflict
 from invitations.models import Invitation
-from invitations.services import SeatsConflict, invitation_accept, seats_recount
+from invitations.services import answers, invitation_accept, seats_recount
 from tests.events.factories import make_event, tokens
 from tests.processes import database_slots
 
@@ -70,11 +70,11 @@ def seats(event: Event) -> tuple[int, int]:
 
 def no_locks(monkeypatch) -> None:
     """Control: no Redis lock, no row lock on the event."""
-    monkeypatch.setattr(services, "hold_if_available", lambda *a, **k: contextlib.nullcontext())
+    monkeypatch.setattr(answers, "hold_if_available", lambda *a, **k: contextlib.nullcontext())
     monkeypatch.setattr(
-        services,
-        "event_lock",
-        lambda event_id: Event.objects.select_related("organizer").filter(pk=event_id).first(),
+        EventQuerySet,
+        "locked",
+        lambda self, event_id: self.select_related("organizer").filter(pk=event_id).first(),
     )
 
 
@@ -105,7 +105,7 @@ def test_control_without_any_guard_the_race_overbooks(organizer, monkeypatch):
     overbooking, see the next test): the recount alone, read without the row lock, lets
     several guests take the same last seats."""
     no_locks(monkeypatch)
-    monkeypatch.setattr(services, "seats_adjust", lambda event, delta: None)
+    monkeypatch.setattr(answers, "seats_adjust", lambda event, delta: None)
     taken = []
     for _ in range(3):
         event = make_event(organizer, guests=GUESTS, capacity=CAPACITY)
@@ -129,7 +129,7 @@ def test_control_without_locks_the_seat_counter_still_refuses_overbooking(
     check constraint). The racing transactions that would overbook are refused and roll back."""
     no_locks(monkeypatch)
     if guard == "check constraint":
-        monkeypatch.setattr(services, "seats_adjust", unconditional_adjust)
+        monkeypatch.setattr(answers, "seats_adjust", unconditional_adjust)
     refused_total = 0
     for _ in range(2):
         event = make_event(organizer, guests=GUESTS, capacity=CAPACITY)

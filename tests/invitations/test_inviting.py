@@ -12,10 +12,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from delivery.models import EmailJob
+from events.errors import EventClosed
 from invitations.guestlist import Guest
 from invitations.models import Invitation
 from invitations.services import (
-    EventClosed,
     invitation_accept,
     invitation_resend,
     invitation_revoke,

@@ -7,18 +7,14 @@ from django.utils import timezone
 from delivery import provider_state
 from delivery.models import DeliveryAttempt, EmailJob, Provider
 from delivery.selectors import MinuteCount, attempts_per_minute
-from delivery.services import email_enqueue
 from gpmas.ops_views import PLOT_BOTTOM, PLOT_TOP, chart_geometry
 from reliability import redis as project_redis
+from tests.delivery.jobs import new_job
 
 pytestmark = pytest.mark.django_db
 Outcome = DeliveryAttempt.Outcome
 NOW = dt.datetime(2025, 6, 1, 12, 30, 20, tzinfo=dt.UTC)
 PAGE, JSON = "ops:provider-health", "ops:provider-health-json"
-
-
-def new_job() -> EmailJob:
-    return email_enqueue(kind="test", to_email="g@example.com", subject="S", text_body="b")
 
 
 def attempt(provider: Provider, outcome: str, at: dt.datetime) -> DeliveryAttempt:

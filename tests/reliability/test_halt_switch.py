@@ -98,8 +98,7 @@ def test_the_admin_page_halts_with_a_required_reason(admin_client, admin_user):
 
 
 def test_admin_and_command_halts_behave_the_same(admin_client, providers):
-    from delivery.sending import job_send
-    from delivery.services import email_enqueue
+    from tests.delivery.jobs import new_job, send_one
 
     results = []
     for do_halt in (
@@ -107,8 +106,7 @@ def test_admin_and_command_halts_behave_the_same(admin_client, providers):
         lambda: call_command("gpmas", "halt", "--reason", "via command"),
     ):
         do_halt()
-        job = email_enqueue(kind="test", to_email="g@example.com", subject="S", text_body="b")
-        results.append(job_send(job_id=job.pk))
+        results.append(send_one(new_job()))
         halt.system_resume(source="test")
     assert results == ["halted", "halted"]
     assert [entry[0] for entry in audit()] == ["halt", "resume", "halt", "resume"]

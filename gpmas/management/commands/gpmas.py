@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from delivery import dispatch, selectors, services
+from delivery import selectors, services, tasks
 from delivery.models import EmailJob
 from gpmas import system
 from reliability import halt
@@ -53,7 +53,7 @@ class Command(BaseCommand):
             self.stdout.write(f"queued test email #{job.pk} through {job.pinned_provider.name}")
 
     def handle_drain(self, **_):
-        report = dispatch.outbox_drain()
+        report = tasks.drain_now()
         if not report.ran:
             raise CommandError(f"drain did not run: {report.reason}")
         self.stdout.write(

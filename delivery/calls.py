@@ -1,0 +1,119 @@
+"""One provider call and what it says about the provider: its timing, its outcome as an
+``ErrorClass``, and the penalty and quota bookkeeping that follows (docs/ranking.md)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import redis
+from celery.exceptions import SoftTimeLimitExceeded
+from django.utils import timezone
+
+from delivery import outbox, provider_state
+from delivery.connections import adapter_for
+from delivery.freshness import DeferredSuccesses
+from delivery.message import JOB_HEADER, OutgoingMessage
+from delivery.models import DeliveryAttempt, EmailJob, Provider
+from delivery.providers import Adapter, ErrorClass, ProviderConfigError, SendError
+
+log = logging.getLogger(__name__)
+
+
+def message_for(job: EmailJob) -> OutgoingMessage:
+    return OutgoingMessage(
+        to_email=job.to_email,
+        from_email=job.from_email,
+        subject=job.subject,
+        text_body=job.text_body,
+        html_body=job.html_body,
+        headers={**job.headers, JOB_HEADER: str(job.pk)},
+        ics=job.ics,
+    )
+
+
+@dataclass
+class Call:
+    """One call to one provider, timed from just before it starts."""
+
+    provider: Provider
+    started_at: dt.datetime = field(default_factory=timezone.now)
+    clock: float = field(default_factory=time.monotonic)
+    message_id: str = ""
+    error: SendError | None = None
+    duration_ms: int = 0
+
+    def finish(self, error: SendError | None = None) -> Call:
+        self.error = error
+        self.duration_ms = int((time.monotonic() - self.clock) * 1000)
+        return self
+
+    def make(self, send: Callable[[Adapter], str]) -> Call:
+        """Make the call; its failure is kept as a SendError. A task time limit is raised: the
+        caller records the call (``finish``) as an unknown outcome."""
+        try:
+            self.message_id = send(adapter_for(self.provider))
+        except SoftTimeLimitExceeded:
+            raise
+        except SendError as exc:
+            return self.finish(exc)
+        except ProviderConfigError as exc:
+            return self.finish(SendError(ErrorClass.PROVIDER_ERROR, str(exc), code="config"))
+        except Exception as exc:  # an adapter bug: the call may have gone out
+            log.exception("provider %s raised unexpectedly", self.provider.name)
+            error = SendError(ErrorClass.UNKNOWN, f"{type(exc).__name__}: {exc}", code="adapter")
+            return self.finish(error)
+        return self.finish()
+
+    def attempt(self, job: EmailJob) -> outbox.Attempt:
+        """The attempt-log entry of this call for ``job``."""
+        if self.error is None:
+            outcome, code, text = DeliveryAttempt.Outcome.ACCEPTED, "", ""
+        else:
+            outcome, code, text = self.error.error_class, self.error.code, str(self.error)
+        return outbox.Attempt(
+            job,
+            self.provider,
+            self.started_at,
+            self.duration_ms,
+            outcome,
+            code,
+            text,
+            message_id=self.message_id,
+        )
+
+
+def note_outcome(done: Call, *, probe: bool, successes: DeferredSuccesses) -> None:
+    """Feed the call's outcome to the provider's penalty and circuit. A plain success waits for
+    the batch's next Redis round trip (``delivery.freshness``); the rest is written now."""
+    provider, error = done.provider, done.error
+    if error is None and not probe:
+        successes.add(provider, at=provider_state.now())
+        return
+    outcome = error.error_class if error else DeliveryAttempt.Outcome.ACCEPTED
+    try:
+        provider_state.record_outcome(
+            provider,
+            outcome,
+            at=provider_state.now(),
+            probe=probe,
+            retry_after=error.retry_after if error else None,
+            error=f"{error.code} {error}" if error else "",
+            along=successes.pending,
+        )
+    except redis.RedisError:
+        log.warning("could not record %s for provider %s", outcome, provider.name)
+
+
+def refund_quota(done: Call, recipients: int = 1) -> None:
+    """The provider did not take the message(s): give their quota back. Not after an unknown
+    outcome, because it may have."""
+    if done.error is None or done.error.error_class == ErrorClass.UNKNOWN:
+        return
+    try:
+        provider_state.refund(done.provider, at=provider_state.now(), recipients=recipients)
+    except redis.RedisError:  # the count errs on the safe side: one recipient too many
+        log.warning("could not refund quota of provider %s", done.provider.name)

@@ -1,0 +1,98 @@
+"""What the send path reads once and reuses, for how long, and why that is safe.
+
+A cheap send (an SMTP message to a relay next door) would spend most of its time on round trips
+if it read the halt switch and every provider's live state before each call and wrote each
+success on its own. Three reuses cut that; their rules live here and nowhere else, and each
+object belongs to one batch (``delivery.sending.BatchSend``), never to the process:
+
+1. ``HaltCheck``: the write that records an acceptance reads the halt switch in the same round
+   trip. That reading may serve as the check before the *next* provider call if that call comes
+   within ``HALT_READING_SECONDS``, and for one call only; otherwise the switch is read afresh.
+   The check must stay right before the call it allows (docs/invariants.md, "halt").
+2. ``ProviderStateCache``: one read of every provider's state may serve the batch's next
+   selections for ``PROVIDER_STATE_SECONDS``. Safe because the reservation after each selection
+   re-checks atomically what must be exact (an open circuit, a rate-limit block, the quota, the
+   probe slot); a penalty a few milliseconds old only skews one weighted draw. Any failure or
+   refused reservation drops the cache, so a failing provider is seen at once.
+3. ``DeferredSuccesses``: a plain success (not a probe) only halves a penalty and ends a failure
+   streak, so it rides along with the batch's next Redis round trip instead of costing one of its
+   own, and is written at the latest when the batch ends. Failures and probe outcomes are
+   written at once: a penalty may lag on successes by milliseconds, never on failures.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import redis
+
+from delivery import provider_state
+from delivery.models import Provider
+from delivery.provider_state import DeferredWrites, ProviderView
+from reliability.halt import is_halted
+
+HALT_READING_SECONDS = 0.005
+PROVIDER_STATE_SECONDS = 0.02
+
+
+class HaltCheck:
+    """The halt switch as the send path reads it before every provider call (rule 1)."""
+
+    def __init__(self) -> None:
+        self._reading: tuple[bool, float] | None = None
+
+    def halted(self) -> bool:
+        reading, self._reading = self._reading, None
+        if reading is not None and time.monotonic() - reading[1] < HALT_READING_SECONDS:
+            return reading[0]
+        return is_halted()
+
+    def remember(self, halted: bool) -> None:
+        """A reading taken with a write just now: it may serve the next check."""
+        self._reading = (halted, time.monotonic())
+
+
+class DeferredSuccesses:
+    """Successes waiting for the batch's next Redis round trip (rule 3)."""
+
+    def __init__(self) -> None:
+        self.pending: DeferredWrites = []
+
+    def add(self, provider: Provider, *, at: float) -> None:
+        self.pending.append(provider_state.outcome_call(provider, "accepted", at=at))
+
+    def write_now(self) -> bool:
+        """Write what waits; False if Redis refused (a few halvings of a penalty are lost,
+        nothing a later call won't redo)."""
+        try:
+            provider_state.write_deferred(self.pending)
+        except redis.RedisError:
+            return False
+        return True
+
+
+class ProviderStateCache:
+    """The batch's providers' live state, read at most every ``PROVIDER_STATE_SECONDS`` (rule 2).
+
+    Reads carry the deferred successes along, so they cost no round trip of their own.
+    """
+
+    def __init__(self, providers: Sequence[Provider], successes: DeferredSuccesses) -> None:
+        self.providers = list(providers)
+        self._successes = successes
+        self._views: dict[int, ProviderView] | None = None
+        self._read_at = 0.0
+
+    def views(self, *, at: float) -> tuple[dict[int, ProviderView], bool]:
+        """The state to rank on, and whether it was read just now (not reused)."""
+        fresh = self._views is None or time.monotonic() - self._read_at >= PROVIDER_STATE_SECONDS
+        if fresh:
+            self._views = provider_state.read_views(
+                self.providers, at=at, along=self._successes.pending
+            )
+            self._read_at = time.monotonic()
+        return self._views, fresh
+
+    def forget(self) -> None:
+        self._views = None

@@ -1,0 +1,113 @@
+"""What an organizer does to invitations: invite (thousands at a time), resend, revoke."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.utils import timezone
+
+from delivery.services import email_enqueue
+from events.errors import EventClosed
+from events.models import Event
+from invitations import emails
+from invitations.errors import InvitationNotFound
+from invitations.guestlist import Guest
+from invitations.models import Invitation, RetiredToken
+from invitations.services.answers import waitlist_promote
+from invitations.services.guest_mail import BATCH_SIZE, jobs_cancel
+from invitations.services.seats import seats_adjust
+from invitations.tokens import invitation_url, token_new
+
+
+@dataclass
+class InviteReport:
+    invited: list[Invitation] = field(default_factory=list)
+    already_invited: list[Guest] = field(default_factory=list)
+
+
+def invitations_invite(*, event: Event, guests: Sequence[Guest]) -> InviteReport:
+    """Invite every guest not invited yet (a live invitation with the same email), in one
+    transaction with their invitation emails. Thousands at a time, in batches."""
+    with transaction.atomic():
+        locked = Event.objects.locked(event.pk)
+        if locked is None:
+            raise EventClosed("This event no longer exists.")
+        if locked.is_cancelled or locked.has_ended(timezone.now()):
+            raise EventClosed("This event is cancelled or over: nobody can be invited to it.")
+        live = set(Invitation.objects.live().filter(event=locked).values_list("email", flat=True))
+        report = InviteReport()
+        new: list[Guest] = []
+        for guest in guests:
+            if guest.email in live:
+                report.already_invited.append(guest)
+            else:
+                live.add(guest.email)
+                new.append(guest)
+        shared = emails.event_context(locked)
+        for start in range(0, len(new), BATCH_SIZE):
+            batch = new[start : start + BATCH_SIZE]
+            report.invited.extend(_invite_batch(locked, batch, shared))
+        return report
+
+
+def _invite_batch(event: Event, guests: Sequence[Guest], shared: dict) -> list[Invitation]:
+    invitations, drafts = [], []
+    for guest in guests:
+        token, digest = token_new()
+        invitation = Invitation(event=event, email=guest.email, name=guest.name, token_hash=digest)
+        invitations.append(invitation)
+        link = invitation_url(token)
+        drafts.append(emails.invitation_draft(event, invitation, link=link, shared=shared))
+    # The emails first, so each invitation is written already pointing at its email.
+    for invitation, job in zip(invitations, email_enqueue(drafts), strict=True):
+        invitation.email_job_id = job.pk
+    return Invitation.objects.bulk_create(invitations)
+
+
+def _locked_invitation(invitation: Invitation) -> tuple[Event, Invitation]:
+    """The invitation's event row locked, and the invitation read again under that lock."""
+    event = Event.objects.locked(invitation.event_id)
+    invitation = Invitation.objects.filter(pk=invitation.pk, event=event).first()
+    if event is None or invitation is None:
+        raise InvitationNotFound("This invitation no longer exists.")
+    return event, invitation
+
+
+def invitation_resend(*, invitation: Invitation) -> Invitation:
+    """A new link in a new email; the old link stops working and its queued email is cancelled."""
+    with transaction.atomic():
+        event, invitation = _locked_invitation(invitation)
+        if invitation.is_revoked:
+            raise EventClosed("This invitation was revoked; invite the guest again instead.")
+        if event.is_cancelled or event.has_ended():
+            raise EventClosed("This event is cancelled or over.")
+        RetiredToken.objects.create(
+            token_hash=invitation.token_hash, reason=RetiredToken.Reason.REPLACED
+        )
+        jobs_cancel([invitation.email_job_id], reason="invitation resent with a new link")
+        token, invitation.token_hash = token_new()
+        draft = emails.invitation_draft(event, invitation, link=invitation_url(token))
+        [invitation.email_job] = email_enqueue([draft])
+        invitation.save(update_fields=["token_hash", "email_job"])
+        return invitation
+
+
+def invitation_revoke(*, invitation: Invitation) -> Invitation:
+    """The link stops working, its waiting emails are cancelled, and held seats are freed."""
+    with transaction.atomic():
+        now = timezone.now()
+        event, invitation = _locked_invitation(invitation)
+        if invitation.is_revoked:
+            return invitation
+        held = invitation.seats_held
+        jobs_cancel(
+            [invitation.email_job_id, invitation.answer_job_id, invitation.reminder_job_id],
+            reason="invitation revoked",
+        )
+        invitation.revoked_at = now
+        invitation.save(update_fields=["revoked_at"])
+        seats_adjust(event, -held)
+        waitlist_promote(event, now)
+        return invitation

@@ -1,0 +1,177 @@
+"""Jobs whose turn does not come in a batch (halt, the batch's deadline, Redis down) go back to the
+queue as if never claimed: no attempt counted, due again at once or after a short wait."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from delivery import provider_state, sending
+from delivery.models import EmailJob
+from delivery.providers.sendgrid import (
+    SendGridAdapter,
+)
+from delivery.sandbox import Fault
+from reliability.halt import system_halt
+from tests.delivery.sendpath import (
+    ICS,
+    OTHER_SENDER,
+    REDIS_DOWN,
+    assert_put_back,
+    calls,
+    ids,
+    new_job,
+    timed_send,
+)
+
+pytestmark = pytest.mark.django_db
+Status = EmailJob.Status
+
+
+# --- Halt, time budget and Redis: the jobs whose turn does not come go back ----------------------
+
+
+def halt_after(monkeypatch, cls, method: str, *, calls_before_halt: int = 1) -> None:
+    """Halt the system (for real) from inside the adapter, right after its n-th call."""
+    real = getattr(cls, method)
+    count = {"n": 0}
+
+    def call(self, *args):
+        try:
+            return real(self, *args)
+        finally:
+            count["n"] += 1
+            if count["n"] == calls_before_halt:
+                system_halt(reason="incident", source="test")
+
+    monkeypatch.setattr(cls, method, call)
+
+
+def test_a_halt_after_a_call_stops_the_rest_of_the_batch(sendgrid, clean_sandbox, monkeypatch):
+    halt_after(monkeypatch, SendGridAdapter, "send")
+    jobs = [new_job(ics=ICS) for _ in range(5)]  # not batchable: one call each
+
+    results, window = timed_send(ids(jobs))
+
+    assert calls(clean_sandbox) == 1
+    assert (results[jobs[0].pk], results[jobs[1].pk]) == (Status.SENT, sending.HALTED)
+    assert EmailJob.objects.get(pk=jobs[0].pk).status == Status.SENT
+    assert_put_back(jobs[1:], window)
+
+
+def test_a_halt_after_a_batch_call_stops_the_next_batch_and_the_singles(
+    sendgrid, clean_sandbox, monkeypatch
+):
+    halt_after(monkeypatch, SendGridAdapter, "send_batch")
+    first = [new_job() for _ in range(3)]
+    second = [new_job(from_email=OTHER_SENDER) for _ in range(3)]
+    alone = [new_job(ics=ICS) for _ in range(2)]
+
+    _, window = timed_send(ids(first + second + alone))
+
+    assert calls(clean_sandbox) == 1
+    assert {EmailJob.objects.get(pk=pk).status for pk in ids(first)} == {Status.SENT}
+    assert_put_back(second + alone, window)
+
+
+def test_a_batch_past_half_the_lease_puts_the_untried_jobs_back(sendgrid, clean_sandbox, settings):
+    settings.GPMAS_JOB_LEASE_SECONDS = 0  # the deadline has passed as soon as the claim is made
+    jobs = [new_job(ics=ICS) for _ in range(3)]
+
+    _, window = timed_send(ids(jobs))
+
+    assert calls(clean_sandbox) == 0
+    assert_put_back(jobs, window, reason="the batch ended before its turn")
+
+
+def test_a_slow_batch_call_leaves_no_time_for_the_singles(sendgrid, clean_sandbox, settings):
+    settings.GPMAS_JOB_LEASE_SECONDS = 0.6  # the send path stops 0.3 s after the claim
+    clean_sandbox.faults.set("sendgrid", Fault(latency_ms=400))
+    batched = [new_job() for _ in range(3)]
+    alone = [new_job(ics=ICS) for _ in range(2)]
+
+    _, window = timed_send(ids(batched + alone))
+
+    assert calls(clean_sandbox) == 1
+    assert {EmailJob.objects.get(pk=pk).status for pk in ids(batched)} == {Status.SENT}
+    assert_put_back(alone, window, reason="the batch ended before its turn")
+
+
+def test_a_slow_batch_call_leaves_no_time_for_the_next_batch(sendgrid, clean_sandbox, settings):
+    settings.GPMAS_JOB_LEASE_SECONDS = 0.6
+    clean_sandbox.faults.set("sendgrid", Fault(latency_ms=400))
+    first = [new_job() for _ in range(3)]
+    second = [new_job(from_email=OTHER_SENDER) for _ in range(3)]
+
+    _, window = timed_send(ids(first + second))
+
+    assert calls(clean_sandbox) == 1
+    assert_put_back(second, window, reason="the batch ended before its turn")
+
+
+def redis_down(monkeypatch, *, after: int = 0) -> None:
+    """Provider state reads and reservations fail (as with Redis down) from the ``after``+1-th
+    of them on."""
+    real_read, real_reserve = provider_state.read_views, provider_state.reserve
+    count = {"n": 0}
+
+    def up() -> None:
+        count["n"] += 1
+        if count["n"] > after:
+            raise redis.ConnectionError("Error 111 connecting to redis. Connection refused.")
+
+    def read_views(providers, *, at, along=None):
+        up()
+        return real_read(providers, at=at, along=along)
+
+    def reserve(provider, *, at, recipients=1):
+        up()
+        return real_reserve(provider, at=at, recipients=recipients)
+
+    monkeypatch.setattr(provider_state, "read_views", read_views)
+    monkeypatch.setattr(provider_state, "reserve", reserve)
+
+
+def test_redis_down_before_a_single_job_puts_it_back_for_5_seconds(
+    sendgrid, clean_sandbox, monkeypatch
+):
+    redis_down(monkeypatch)
+    job = new_job()
+
+    _, window = timed_send([job.pk])
+
+    assert calls(clean_sandbox) == 0
+    assert_put_back([job], window, later_by=REDIS_DOWN, reason="Redis unavailable")
+
+
+def test_redis_down_mid_batch_puts_the_untried_jobs_back_for_5_seconds(
+    sendgrid, clean_sandbox, monkeypatch
+):
+    redis_down(monkeypatch, after=2)  # the batch's ranking and the first job's reservation
+    jobs = [new_job(ics=ICS) for _ in range(4)]
+
+    _, window = timed_send(ids(jobs))
+
+    assert calls(clean_sandbox) == 1
+    assert EmailJob.objects.get(pk=jobs[0].pk).status == Status.SENT
+    assert_put_back(jobs[1:], window, later_by=REDIS_DOWN, reason="Redis unavailable")
+
+
+@pytest.mark.parametrize("where", ["ranking", "reserve"])
+def test_redis_down_at_the_start_of_a_batch_puts_every_job_back_for_5_seconds(
+    sendgrid, clean_sandbox, monkeypatch, where
+):
+    if where == "ranking":
+        redis_down(monkeypatch)
+    else:
+
+        def reserve(provider, *, at, recipients=1):
+            raise redis.ConnectionError("Connection refused.")
+
+        monkeypatch.setattr(provider_state, "reserve", reserve)
+    jobs = [new_job() for _ in range(3)]
+
+    _, window = timed_send(ids(jobs))
+
+    assert calls(clean_sandbox) == 0
+    assert_put_back(jobs, window, later_by=REDIS_DOWN, reason="Redis unavailable")

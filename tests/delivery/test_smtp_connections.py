@@ -1,0 +1,85 @@
+"""SMTP connections outlive a batch: one session across batches, checked after idling."""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+
+import pytest
+
+from delivery import connections
+from delivery.models import DeliveryAttempt, EmailJob
+from delivery.providers import smtp as smtp_adapter
+from delivery.sending import jobs_send
+from tests.delivery.sendpath import copies_of, ids, new_job, outcomes
+
+pytestmark = pytest.mark.django_db
+Status = EmailJob.Status
+
+
+# --- SMTP: one connection across batches -----------------------------------------------------
+
+
+@pytest.fixture
+def smtp_sessions(monkeypatch) -> dict[str, int]:
+    counts = {"connects": 0, "logins": 0}
+    real_connect, real_login = smtplib.SMTP.connect, smtplib.SMTP.login
+
+    def connect(self, *args, **kwargs):
+        counts["connects"] += 1
+        return real_connect(self, *args, **kwargs)
+
+    def login(self, *args, **kwargs):
+        counts["logins"] += 1
+        return real_login(self, *args, **kwargs)
+
+    monkeypatch.setattr(smtplib.SMTP, "connect", connect)
+    monkeypatch.setattr(smtplib.SMTP, "login", login)
+    return counts
+
+
+def test_smtp_keeps_one_connection_across_batches(smtp, clean_sandbox, smtp_sessions):
+    first, second = [new_job() for _ in range(2)], [new_job() for _ in range(2)]
+
+    assert set(jobs_send(job_ids=ids(first)).values()) == {Status.SENT}
+    held = connections.adapter_for(smtp).connection
+    assert set(jobs_send(job_ids=ids(second)).values()) == {Status.SENT}
+
+    assert connections.adapter_for(smtp).connection is held is not None
+    assert smtp_sessions == {"connects": 1, "logins": 1}
+    assert len(clean_sandbox.inbox.messages("smtp")) == 4
+
+
+def test_an_idle_connection_that_still_answers_noop_is_reused(smtp, clean_sandbox, smtp_sessions):
+    jobs_send(job_ids=[new_job().pk])
+    adapter = connections.adapter_for(smtp)
+    held = adapter.connection
+    adapter.last_used -= smtp_adapter.CHECK_AFTER_IDLE_SECONDS + 1
+
+    assert jobs_send(job_ids=[new_job().pk]) == {EmailJob.objects.latest("id").pk: Status.SENT}
+
+    assert adapter.connection is held
+    assert smtp_sessions["connects"] == 1
+
+
+@pytest.mark.parametrize("how", ["closed", "shut down"])
+def test_a_dead_idle_connection_is_reopened_before_it_carries_a_message(
+    smtp, clean_sandbox, smtp_sessions, how
+):
+    jobs_send(job_ids=[new_job().pk])
+    adapter = connections.adapter_for(smtp)
+    dead = adapter.connection
+    if how == "closed":
+        dead.close()  # socket and its file closed, as after the server dropped the client
+    else:
+        dead.sock.shutdown(socket.SHUT_RDWR)
+    adapter.last_used -= smtp_adapter.CHECK_AFTER_IDLE_SECONDS + 1
+    job = new_job()
+
+    assert jobs_send(job_ids=[job.pk]) == {job.pk: Status.SENT}
+
+    assert adapter.connection is not dead and adapter.connection is not None
+    assert smtp_sessions == {"connects": 2, "logins": 2}
+    assert outcomes(job) == [("smtp", "accepted")]
+    assert not DeliveryAttempt.objects.filter(outcome="unknown").exists()
+    assert len(copies_of(clean_sandbox, job)) == 1
