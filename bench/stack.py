@@ -272,7 +272,7 @@ def _worker_heartbeats(settings) -> list[str]:
 def sandbox_stats() -> dict:
     from django.conf import settings
 
-    from delivery.sandbox.client import SandboxClient
+    from sandbox.client import SandboxClient
 
     return SandboxClient(f"http://127.0.0.1:{settings.SANDBOX_HTTP_PORT}").stats()
 
@@ -280,7 +280,7 @@ def sandbox_stats() -> dict:
 def sandbox_reset() -> None:
     from django.conf import settings
 
-    from delivery.sandbox.client import SandboxClient
+    from sandbox.client import SandboxClient
 
     SandboxClient(f"http://127.0.0.1:{settings.SANDBOX_HTTP_PORT}").reset()
 
@@ -290,7 +290,7 @@ def configure_sandbox_providers() -> None:
     worker processes started after this inherit)."""
     from django.conf import settings
 
-    from delivery.sandbox import providers
+    from sandbox import providers
 
     os.environ.update(
         providers.sandbox_secrets(

@@ -5,6 +5,7 @@ Every variable is listed in README.md with its default. The defaults run the emb
 secrets, and then passes ``manage.py check --deploy``.
 """
 
+from importlib.util import find_spec
 from pathlib import Path
 
 from gpmas.env import (
@@ -46,6 +47,11 @@ INSTALLED_APPS = [
     "invitations",
     "gpmas",
 ]
+# The provider emulators (``manage.py sandbox``, ``./dev up``, the tests) are a development and
+# test tool: an app only where the ``sandbox`` extra is installed, so a production install without
+# moto and aiosmtpd starts without it.
+if find_spec("moto") is not None and find_spec("aiosmtpd") is not None:
+    INSTALLED_APPS.append("sandbox")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -6,8 +6,8 @@ from django.conf import settings
 from django.test import Client
 
 from delivery.models import Provider
-from delivery.sandbox import Sandbox
-from delivery.sandbox.providers import configure_sandbox_providers, sandbox_secrets
+from sandbox import Sandbox
+from sandbox.providers import configure_sandbox_providers, sandbox_secrets
 
 
 @pytest.fixture(scope="session")

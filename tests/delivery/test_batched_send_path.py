@@ -30,11 +30,11 @@ from delivery.providers.sendgrid import (
     TEXT_TAG,
     SendGridAdapter,
 )
-from delivery.sandbox import Fault
 from delivery.sending import HaltSwitch, jobs_send
 from delivery.services import email_enqueue
 from reliability.halt import system_halt
 from reliability.models import SystemControl
+from sandbox import Fault
 
 pytestmark = pytest.mark.django_db
 Status = EmailJob.Status

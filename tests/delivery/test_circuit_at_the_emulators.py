@@ -7,9 +7,9 @@ import pytest
 from delivery import dispatch, provider_state
 from delivery.models import EmailJob, Provider
 from delivery.provider_state import CLOSED, HALF_OPEN, OPEN
-from delivery.sandbox import Fault
 from delivery.sending import job_send
 from delivery.services import EmailDraft, email_enqueue, email_enqueue_bulk
+from sandbox import Fault
 from tests.processes import CeleryWorker, wait_for
 
 Status = EmailJob.Status

@@ -3,10 +3,10 @@ from django.utils import timezone
 
 from delivery.message import JOB_HEADER
 from delivery.models import DeliveryAttempt, EmailJob, Provider
-from delivery.sandbox import Fault
 from delivery.sending import job_send, jobs_send
 from delivery.services import email_enqueue
 from reliability.models import SystemControl
+from sandbox import Fault
 
 pytestmark = pytest.mark.django_db
 Status = EmailJob.Status

@@ -7,10 +7,10 @@ import pytest
 
 from delivery import dispatch
 from delivery.models import EmailJob
-from delivery.sandbox import Fault
-from delivery.sandbox.faults import PROVIDERS
 from events.services import event_delete
 from invitations.services import invitation_accept
+from sandbox import Fault
+from sandbox.faults import PROVIDERS
 from tests.events.factories import make_event, tokens
 from tests.processes import CeleryWorker, wait_for
 

@@ -9,11 +9,11 @@ from django.utils import timezone
 
 from delivery import dispatch
 from delivery.models import DeliveryAttempt, EmailJob
-from delivery.sandbox import Fault
 from delivery.services import EmailDraft, email_enqueue_bulk
 from delivery.tasks import send_jobs
 from reliability import halt
 from reliability import redis as project_redis
+from sandbox import Fault
 from tests.processes import CeleryWorker, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)

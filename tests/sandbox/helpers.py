@@ -18,7 +18,7 @@ from mailgun.config import RetryPolicy
 from mailgun.handlers.error_handler import ApiError
 from sendgrid.helpers.mail import Attachment, Header, Mail
 
-from delivery.sandbox import Sandbox
+from sandbox import Sandbox
 
 ICS = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//GPMAS//test//EN\r\nEND:VCALENDAR\r\n"
 SENDER = "invitations@example.com"

@@ -14,8 +14,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from delivery.management.commands.sandbox import Command
-from delivery.sandbox import Fault, Sandbox, SandboxClient
+from sandbox import Fault, Sandbox, SandboxClient
+from sandbox.management.commands.sandbox import Command
 
 from .helpers import send
 
@@ -28,7 +28,7 @@ from django.conf import settings
 http, smtp, ses = map(int, sys.argv[1:4])
 settings.configure(SANDBOX_HTTP_PORT=http, SANDBOX_SMTP_PORT=smtp, SANDBOX_SES_BACKEND_PORT=ses)
 django.setup()
-from delivery.management.commands.sandbox import Command
+from sandbox.management.commands.sandbox import Command
 Command().run_from_argv(["manage.py", "sandbox", *sys.argv[4:]])
 """
 

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutE
 from mailgun.handlers.error_handler import ApiError, MailgunTimeoutError
 from sendgrid.helpers.mail import Attachment, CustomArg
 
-from delivery.sandbox import PROVIDERS, Fault, Sandbox
+from sandbox import PROVIDERS, Fault, Sandbox
 
 from .helpers import (
     ICS,

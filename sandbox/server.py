@@ -9,13 +9,13 @@ import threading
 import time
 from types import TracebackType
 
-from delivery.sandbox.faults import FaultBook
-from delivery.sandbox.http_app import App, HttpServer
-from delivery.sandbox.inbox import Inbox
-from delivery.sandbox.mailgun_api import MailgunEmulator
-from delivery.sandbox.sendgrid_api import SendGridEmulator
-from delivery.sandbox.ses_api import MotoBackend, SesEmulator
-from delivery.sandbox.smtp_sink import SmtpSink
+from sandbox.faults import FaultBook
+from sandbox.http_app import App, HttpServer
+from sandbox.inbox import Inbox
+from sandbox.mailgun_api import MailgunEmulator
+from sandbox.sendgrid_api import SendGridEmulator
+from sandbox.ses_api import MotoBackend, SesEmulator
+from sandbox.smtp_sink import SmtpSink
 
 
 class PortInUseError(OSError):

@@ -17,10 +17,10 @@ import time
 from http import HTTPStatus
 from typing import Any
 
-from delivery.sandbox.faults import Verdict
-from delivery.sandbox.inbox import CapturedMessage
-from delivery.sandbox.mime import attachment_content
-from delivery.sandbox.web import Request, Response
+from sandbox.faults import Verdict
+from sandbox.inbox import CapturedMessage
+from sandbox.mime import attachment_content
+from sandbox.web import Request, Response
 
 PATH = "/v3/mail/send"
 RATE_LIMIT = 600  # per minute, SendGrid's documented limit for mail/send

@@ -33,7 +33,7 @@ def stack_environment() -> dict[str, str]:
     env.setdefault("GPMAS_DATA_DIR", str(ROOT / "data"))
     for name, port in PORTS.items():
         env.setdefault(name, str(port))
-    from delivery.sandbox.providers import sandbox_secrets
+    from sandbox.providers import sandbox_secrets
 
     secrets = sandbox_secrets(
         api_key=env.setdefault("SANDBOX_API_KEY", "sandbox-key"),

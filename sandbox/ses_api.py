@@ -28,10 +28,10 @@ from moto.moto_server.werkzeug_app import (
 from moto.server import ThreadedMotoServer
 from werkzeug.serving import make_server
 
-from delivery.sandbox.faults import Verdict
-from delivery.sandbox.inbox import CapturedMessage
-from delivery.sandbox.mime import addresses, attachment_content, parse_mime
-from delivery.sandbox.web import Request, Response
+from sandbox.faults import Verdict
+from sandbox.inbox import CapturedMessage
+from sandbox.mime import addresses, attachment_content, parse_mime
+from sandbox.web import Request, Response
 
 SEND_PATH = "/v2/email/outbound-emails"
 HOP_BY_HOP = frozenset(

@@ -19,9 +19,9 @@ import re
 import secrets
 import time
 
-from delivery.sandbox.faults import Verdict
-from delivery.sandbox.inbox import CapturedMessage
-from delivery.sandbox.mime import (
+from sandbox.faults import Verdict
+from sandbox.inbox import CapturedMessage
+from sandbox.mime import (
     FormData,
     FormError,
     addresses,
@@ -30,7 +30,7 @@ from delivery.sandbox.mime import (
     parse_form,
     parse_mime,
 )
-from delivery.sandbox.web import Request, Response
+from sandbox.web import Request, Response
 
 _PATH_RE = re.compile(r"^/v3/(?P<domain>[^/]+)/(?P<kind>messages|messages\.mime)$")
 _RECIPIENT_VAR_RE = re.compile(r"%recipient\.([A-Za-z0-9_-]+)%")

@@ -12,12 +12,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import quote, unquote, urlsplit
 
-from delivery.sandbox import pages
-from delivery.sandbox.faults import Fault, FaultBook, Verdict, check_provider, decide
-from delivery.sandbox.inbox import CapturedMessage, Inbox
-from delivery.sandbox.mime import FormError, parse_form
-from delivery.sandbox.ses_api import SesEmulator
-from delivery.sandbox.web import Abort, Request, Response
+from sandbox import pages
+from sandbox.faults import Fault, FaultBook, Verdict, check_provider, decide
+from sandbox.inbox import CapturedMessage, Inbox
+from sandbox.mime import FormError, parse_form
+from sandbox.ses_api import SesEmulator
+from sandbox.web import Abort, Request, Response
 
 log = logging.getLogger(__name__)
 

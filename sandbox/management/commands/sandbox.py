@@ -22,7 +22,7 @@ import requests
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from delivery.sandbox import PROVIDERS, Fault, PortInUseError, Sandbox, SandboxClient, SandboxError
+from sandbox import PROVIDERS, Fault, PortInUseError, Sandbox, SandboxClient, SandboxError
 
 DEFAULT_DOMAINS = ("example.com", "gpmas.local")
 
@@ -112,7 +112,7 @@ class Command(BaseCommand):
             client.close()
 
     def _setup(self) -> None:
-        from delivery.sandbox.providers import configure_sandbox_providers
+        from sandbox.providers import configure_sandbox_providers
 
         rows = configure_sandbox_providers(
             http_url=_default_url(),
