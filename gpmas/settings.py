@@ -226,14 +226,6 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-# --- Sandbox emulators (DESIGN.md §8) ---------------------------------------------------------
-SANDBOX_HTTP_PORT = env_int("SANDBOX_HTTP_PORT", 8025, minimum=1)
-SANDBOX_SMTP_PORT = env_int("SANDBOX_SMTP_PORT", 2525, minimum=1)
-SANDBOX_SES_BACKEND_PORT = env_int("SANDBOX_SES_BACKEND_PORT", 8026, minimum=1)
-SANDBOX_API_KEY = env_str("SANDBOX_API_KEY", "sandbox-key")
-SANDBOX_SMTP_USERNAME = env_str("SANDBOX_SMTP_USERNAME", "sandbox")
-SANDBOX_SMTP_PASSWORD = env_str("SANDBOX_SMTP_PASSWORD", "sandbox-secret")
-
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

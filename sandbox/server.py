@@ -9,6 +9,7 @@ import threading
 import time
 from types import TracebackType
 
+from sandbox.config import DEFAULTS
 from sandbox.faults import FaultBook
 from sandbox.http_app import App, HttpServer
 from sandbox.inbox import Inbox
@@ -38,17 +39,20 @@ def check_port_free(host: str, port: int, what: str) -> None:
 
 
 class Sandbox:
+    """Ports default to 0 (any free port: tests); ``manage.py sandbox`` passes the configured ones.
+    Host, credentials and verified domains default to ``sandbox.config.DEFAULTS``."""
+
     def __init__(
         self,
         *,
-        host: str = "127.0.0.1",
+        host: str = DEFAULTS.host,
         http_port: int = 0,
         smtp_port: int = 0,
         ses_backend_port: int = 0,
-        api_key: str = "sandbox-key",
-        smtp_username: str = "sandbox",
-        smtp_password: str = "sandbox-secret",
-        verified_domains: tuple[str, ...] | list[str] = ("example.com", "gpmas.local"),
+        api_key: str = DEFAULTS.api_key,
+        smtp_username: str = DEFAULTS.smtp_username,
+        smtp_password: str = DEFAULTS.smtp_password,
+        verified_domains: tuple[str, ...] | list[str] = DEFAULTS.verified_domains,
     ) -> None:
         self.host = host
         self.api_key = api_key

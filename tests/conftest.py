@@ -64,7 +64,10 @@ def outsider_client(outsider) -> Client:
 # --- The sandbox providers (DESIGN.md §8), one set of emulators for the whole run --------------
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[Sandbox]:
-    """The provider emulators, in threads of the test process, shared by the whole run."""
+    """The provider emulators, in threads of the test process, shared by the whole run.
+
+    Any free ports, and the default credentials of sandbox/config.py (``DEFAULTS``, not the
+    SANDBOX_* variables: a developer's own settings must not change what the tests see)."""
     with Sandbox() as running:
         yield running
 
