@@ -11,11 +11,13 @@ from types import TracebackType
 
 from sandbox.config import DEFAULTS
 from sandbox.faults import FaultBook
-from sandbox.http_app import App, HttpServer
+from sandbox.http_app import App
+from sandbox.http_server import HttpServer
 from sandbox.inbox import Inbox
 from sandbox.mailgun_api import MailgunEmulator
+from sandbox.moto_backend import MotoBackend
 from sandbox.sendgrid_api import SendGridEmulator
-from sandbox.ses_api import MotoBackend, SesEmulator
+from sandbox.ses_api import SesEmulator
 from sandbox.smtp_sink import SmtpSink
 
 
