@@ -2,7 +2,7 @@
 
 The real SDKs are pointed at them; each captures what it accepted into an ``Inbox`` and takes
 per-provider ``Fault``s. Pure Python (no Django), so tests can run a ``Sandbox`` in threads of
-their own process; ``manage.py sandbox`` runs one in the foreground. DESIGN.md §8.
+their own process; ``manage.py sandbox`` runs one in the foreground. See docs/sandbox.md.
 
 A development and test tool, not part of the product: a Django app (for ``manage.py sandbox``)
 only where its optional dependencies (moto, aiosmtpd) are installed. Importing this package is

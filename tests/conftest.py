@@ -61,7 +61,7 @@ def outsider_client(outsider) -> Client:
     return client
 
 
-# --- The sandbox providers (DESIGN.md §8), one set of emulators for the whole run --------------
+# --- The sandbox providers (docs/sandbox.md), one set of emulators for the whole run -----------
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[Sandbox]:
     """The provider emulators, in threads of the test process, shared by the whole run.

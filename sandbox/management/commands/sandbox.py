@@ -7,8 +7,8 @@
     manage.py sandbox stats [--json]
     manage.py sandbox setup                 create/update the Provider rows pointing at it
 
-Ports and credentials come from the SANDBOX_* environment variables (sandbox/config.py).
-DESIGN.md §8.
+Ports and credentials come from the SANDBOX_* environment variables (sandbox/config.py); the
+sandbox is described in docs/sandbox.md.
 """
 
 from __future__ import annotations
