@@ -7,6 +7,8 @@ COPY events events
 COPY invitations invitations
 COPY delivery delivery
 COPY reliability reliability
+# The base package only: not the test, bench or sandbox extras (the provider emulators are a
+# development tool; without moto and aiosmtpd the sandbox app is simply not installed).
 RUN pip install --no-cache-dir .
 COPY . .
 RUN DEBUG=1 python manage.py collectstatic --noinput

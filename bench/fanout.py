@@ -223,8 +223,9 @@ def _sendgrid_share(args) -> int:
 
 
 def bare_run(kind: str, count: int) -> dict:
-    from django.conf import settings
+    from sandbox import config
 
+    sandbox = config.load()
     sandbox_reset()
     shares = [list(range(w, count, CONNECTIONS)) for w in range(CONNECTIONS)]
     if kind == "smtp":
@@ -233,17 +234,17 @@ def bare_run(kind: str, count: int) -> dict:
             [
                 (
                     "127.0.0.1",
-                    settings.SANDBOX_SMTP_PORT,
-                    settings.SANDBOX_SMTP_USERNAME,
-                    settings.SANDBOX_SMTP_PASSWORD,
+                    sandbox.smtp_port,
+                    sandbox.smtp_username,
+                    sandbox.smtp_password,
                     share,
                 )
                 for share in shares
             ],
         )
     else:
-        url = f"http://127.0.0.1:{settings.SANDBOX_HTTP_PORT}"
-        target, jobs = _sendgrid_share, [(url, settings.SANDBOX_API_KEY, s) for s in shares]
+        url = sandbox.http_url
+        target, jobs = _sendgrid_share, [(url, sandbox.api_key, s) for s in shares]
     context = multiprocessing.get_context("spawn")  # no inherited Django connections
     with concurrent.futures.ProcessPoolExecutor(CONNECTIONS, mp_context=context) as pool:
         list(pool.map(abs, [0] * CONNECTIONS))  # start the processes before the clock

@@ -131,7 +131,7 @@ def providers_set(enabled_kinds: tuple[str, ...]) -> None:
     daily quota that never binds (so the quota path runs), their live state forgotten."""
     from delivery import provider_state
     from delivery.models import Provider
-    from delivery.sandbox.providers import SANDBOX_PROVIDERS
+    from sandbox.providers import SANDBOX_PROVIDERS
 
     Provider.objects.exclude(name__startswith="sandbox-").update(enabled=False)
     for provider in sandbox_providers():

@@ -4,18 +4,19 @@ django-post-office and django-mailer get their tables in the same database, and 
 backend points at the sandbox sink, so every contestant hands its mail to the same server.
 """
 
-import os
-
 from gpmas.settings import *  # noqa: F403
 from gpmas.settings import INSTALLED_APPS
+from sandbox import config
+
+_SANDBOX = config.load()
 
 INSTALLED_APPS = [*INSTALLED_APPS, "post_office", "mailer"]
 
 EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 EMAIL_HOST = "127.0.0.1"
-EMAIL_PORT = int(os.environ.get("SANDBOX_SMTP_PORT", "2525"))
-EMAIL_HOST_USER = os.environ.get("SANDBOX_SMTP_USERNAME", "sandbox")
-EMAIL_HOST_PASSWORD = os.environ.get("SANDBOX_SMTP_PASSWORD", "sandbox-secret")
+EMAIL_PORT = _SANDBOX.smtp_port
+EMAIL_HOST_USER = _SANDBOX.smtp_username
+EMAIL_HOST_PASSWORD = _SANDBOX.smtp_password
 EMAIL_TIMEOUT = 20
 
 # django-post-office sends through Django's SMTP backend with its documented multi-threaded

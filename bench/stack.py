@@ -270,39 +270,34 @@ def _worker_heartbeats(settings) -> list[str]:
 
 
 def sandbox_stats() -> dict:
-    from django.conf import settings
+    from sandbox import config
+    from sandbox.client import SandboxClient
 
-    from delivery.sandbox.client import SandboxClient
-
-    return SandboxClient(f"http://127.0.0.1:{settings.SANDBOX_HTTP_PORT}").stats()
+    return SandboxClient(config.load().http_url).stats()
 
 
 def sandbox_reset() -> None:
-    from django.conf import settings
+    from sandbox import config
+    from sandbox.client import SandboxClient
 
-    from delivery.sandbox.client import SandboxClient
-
-    SandboxClient(f"http://127.0.0.1:{settings.SANDBOX_HTTP_PORT}").reset()
+    SandboxClient(config.load().http_url).reset()
 
 
 def configure_sandbox_providers() -> None:
     """Provider rows for the running sandbox, and their secrets in the environment (which the
     worker processes started after this inherit)."""
-    from django.conf import settings
+    from sandbox import config, providers
 
-    from delivery.sandbox import providers
-
+    sandbox = config.load()
     os.environ.update(
         providers.sandbox_secrets(
-            api_key=settings.SANDBOX_API_KEY,
-            smtp_username=settings.SANDBOX_SMTP_USERNAME,
-            smtp_password=settings.SANDBOX_SMTP_PASSWORD,
+            api_key=sandbox.api_key,
+            smtp_username=sandbox.smtp_username,
+            smtp_password=sandbox.smtp_password,
         )
     )
     providers.configure_sandbox_providers(
-        http_url=f"http://127.0.0.1:{settings.SANDBOX_HTTP_PORT}",
-        smtp_host="127.0.0.1",
-        smtp_port=settings.SANDBOX_SMTP_PORT,
+        http_url=sandbox.http_url, smtp_host="127.0.0.1", smtp_port=sandbox.smtp_port
     )
 
 

@@ -5,6 +5,7 @@ Every variable is listed in README.md with its default. The defaults run the emb
 secrets, and then passes ``manage.py check --deploy``.
 """
 
+from importlib.util import find_spec
 from pathlib import Path
 
 from gpmas.env import (
@@ -46,6 +47,11 @@ INSTALLED_APPS = [
     "invitations",
     "gpmas",
 ]
+# The provider emulators (``manage.py sandbox``, ``./dev up``, the tests) are a development and
+# test tool: an app only where the ``sandbox`` extra is installed, so a production install without
+# moto and aiosmtpd starts without it.
+if find_spec("moto") is not None and find_spec("aiosmtpd") is not None:
+    INSTALLED_APPS.append("sandbox")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -219,14 +225,6 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": GPMAS_DRAIN_INTERVAL_SECONDS * 2},
     },
 }
-
-# --- Sandbox emulators (DESIGN.md §8) ---------------------------------------------------------
-SANDBOX_HTTP_PORT = env_int("SANDBOX_HTTP_PORT", 8025, minimum=1)
-SANDBOX_SMTP_PORT = env_int("SANDBOX_SMTP_PORT", 2525, minimum=1)
-SANDBOX_SES_BACKEND_PORT = env_int("SANDBOX_SES_BACKEND_PORT", 8026, minimum=1)
-SANDBOX_API_KEY = env_str("SANDBOX_API_KEY", "sandbox-key")
-SANDBOX_SMTP_USERNAME = env_str("SANDBOX_SMTP_USERNAME", "sandbox")
-SANDBOX_SMTP_PASSWORD = env_str("SANDBOX_SMTP_PASSWORD", "sandbox-secret")
 
 LOGGING = {
     "version": 1,

@@ -6,8 +6,8 @@ from django.conf import settings
 from django.test import Client
 
 from delivery.models import Provider
-from delivery.sandbox import Sandbox
-from delivery.sandbox.providers import configure_sandbox_providers, sandbox_secrets
+from sandbox import Sandbox
+from sandbox.providers import configure_sandbox_providers, sandbox_secrets
 
 
 @pytest.fixture(scope="session")
@@ -61,10 +61,13 @@ def outsider_client(outsider) -> Client:
     return client
 
 
-# --- The sandbox providers (DESIGN.md §8), one set of emulators for the whole run --------------
+# --- The sandbox providers (docs/sandbox.md), one set of emulators for the whole run -----------
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[Sandbox]:
-    """The provider emulators, in threads of the test process, shared by the whole run."""
+    """The provider emulators, in threads of the test process, shared by the whole run.
+
+    Any free ports, and the default credentials of sandbox/config.py (``DEFAULTS``, not the
+    SANDBOX_* variables: a developer's own settings must not change what the tests see)."""
     with Sandbox() as running:
         yield running
 

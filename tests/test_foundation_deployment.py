@@ -1,7 +1,10 @@
 """docker compose cannot run here (no Docker engine), so check what can be checked offline."""
 
 import importlib
+import os
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -57,3 +60,38 @@ def test_procfile_runs_web_worker_beat_flower_and_sandbox():
     assert set(processes) == {"web", "worker", "beat", "flower", "sandbox"}
     for argv in processes.values():
         assert_entry_point_exists([arg for arg in argv if not arg.startswith("--")][:4])
+
+
+def test_the_production_image_installs_the_base_package_only():
+    installs = [line for line in (ROOT / "Dockerfile").read_text().splitlines() if "pip " in line]
+    assert installs == ["RUN pip install --no-cache-dir ."]
+
+
+# A production install has neither moto nor aiosmtpd (the sandbox extra): hide them.
+WITHOUT_SANDBOX_EXTRA = """
+import sys
+sys.modules["moto"] = sys.modules["aiosmtpd"] = None
+import django
+from django.conf import settings
+from django.core.management import call_command, get_commands
+django.setup()
+import delivery.sending, delivery.tasks, gpmas.celery, gpmas.urls
+assert "sandbox" not in settings.INSTALLED_APPS, settings.INSTALLED_APPS
+assert "sandbox" not in get_commands()
+call_command("check")
+"""
+
+
+def test_the_product_starts_without_the_sandbox_extra():
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DEBUG"))}
+    env.update(DEBUG="1", DJANGO_SETTINGS_MODULE="gpmas.settings")
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_SANDBOX_EXTRA],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from django.db.models import Count
 
 from delivery.models import DeliveryAttempt, EmailJob
-from delivery.sandbox import Sandbox
+from sandbox import Sandbox
 from tests.chaos.table import MARKDOWN_HEADER, markdown_row  # noqa: F401 - re-exported
 
 TERMINAL = {"sent", "failed", "cancelled"}

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from delivery.sandbox import Fault, Sandbox
-from delivery.sandbox.faults import PROVIDERS
+from sandbox import Fault, Sandbox
+from sandbox.faults import PROVIDERS
 from tests.chaos import checker
 from tests.chaos.harness import SCALE, CallLog, Stack, append_report, settle
 

@@ -32,9 +32,9 @@ from django.conf import settings
 from django.db import connection
 
 from delivery.models import EmailJob
-from delivery.sandbox import Sandbox
 from delivery.services import EmailDraft, email_enqueue
 from gpmas.embedded_redis import EmbeddedRedis
+from sandbox import Sandbox
 from tests.processes import CeleryBeat, CeleryWorker, WebServer, test_database_url, wait_for
 
 # Long form: GPMAS_CHAOS_SCALE=20 (bench/chaos_report.py --long) multiplies batches and loops.

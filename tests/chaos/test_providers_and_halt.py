@@ -8,8 +8,8 @@ import time
 import pytest
 
 from delivery.models import EmailJob
-from delivery.sandbox import Fault
 from reliability import halt
+from sandbox import Fault
 from tests.chaos.conftest import assert_targets, finish, slow_providers
 from tests.chaos.harness import SCALE, CircuitWatch, enqueue_jobs, scaled
 from tests.processes import wait_for

@@ -6,7 +6,7 @@ import pytest
 
 from delivery.message import JOB_HEADER, OutgoingMessage
 from delivery.providers import ErrorClass, SendError, build_adapter
-from delivery.sandbox import Fault
+from sandbox import Fault
 
 pytestmark = pytest.mark.django_db
 KINDS = ["sendgrid", "ses", "mailgun", "smtp"]

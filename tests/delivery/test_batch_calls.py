@@ -20,8 +20,8 @@ from delivery.providers.sendgrid import (
     TEXT_TAG,
     SendGridAdapter,
 )
-from delivery.sandbox import Fault
 from delivery.sending import jobs_send
+from sandbox import Fault
 from tests.delivery.sendpath import (
     ICS,
     OTHER_SENDER,

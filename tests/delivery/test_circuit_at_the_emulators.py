@@ -7,9 +7,9 @@ import pytest
 from delivery import provider_state
 from delivery.models import EmailJob, Provider
 from delivery.provider_state import CLOSED, HALF_OPEN, OPEN
-from delivery.sandbox import Fault
 from delivery.services import EmailDraft, email_enqueue
 from delivery.tasks import drain_now
+from sandbox import Fault
 from tests.delivery.jobs import new_job
 from tests.delivery.jobs import send_one as send
 from tests.processes import CeleryWorker, wait_for

@@ -3,9 +3,9 @@ from django.utils import timezone
 
 from delivery.message import JOB_HEADER
 from delivery.models import DeliveryAttempt, EmailJob, Provider
-from delivery.sandbox import Fault
 from delivery.sending import jobs_send
 from reliability.models import SystemControl
+from sandbox import Fault
 from tests.delivery.jobs import new_job, send_one
 
 pytestmark = pytest.mark.django_db

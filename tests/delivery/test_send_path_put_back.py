@@ -11,8 +11,8 @@ from delivery.models import EmailJob
 from delivery.providers.sendgrid import (
     SendGridAdapter,
 )
-from delivery.sandbox import Fault
 from reliability.halt import system_halt
+from sandbox import Fault
 from tests.delivery.sendpath import (
     ICS,
     OTHER_SENDER,

@@ -9,9 +9,9 @@ from django.utils import timezone
 
 from delivery import dispatch
 from delivery.models import EmailJob
-from delivery.sandbox import Fault
 from delivery.services import EmailDraft, email_enqueue
 from delivery.tasks import drain_now, send_jobs
+from sandbox import Fault
 from tests.processes import CeleryWorker, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -6,11 +6,11 @@ from collections import Counter
 import pytest
 
 from delivery.models import EmailJob
-from delivery.sandbox import Fault
-from delivery.sandbox.faults import PROVIDERS
 from delivery.tasks import drain_now
 from events.services import event_delete
 from invitations.services import invitation_accept
+from sandbox import Fault
+from sandbox.faults import PROVIDERS
 from tests.events.factories import make_event, tokens
 from tests.processes import CeleryWorker, wait_for
 

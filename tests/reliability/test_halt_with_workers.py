@@ -8,11 +8,11 @@ from django.conf import settings
 from django.utils import timezone
 
 from delivery.models import DeliveryAttempt, EmailJob, Provider
-from delivery.sandbox import Fault
 from delivery.services import EmailDraft, email_enqueue
 from delivery.tasks import drain_now, send_jobs
 from reliability import halt
 from reliability import redis as project_redis
+from sandbox import Fault
 from tests.processes import CeleryWorker, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -18,14 +18,15 @@ from mailgun.config import RetryPolicy
 from mailgun.handlers.error_handler import ApiError
 from sendgrid.helpers.mail import Attachment, Header, Mail
 
-from delivery.sandbox import Sandbox
+from sandbox import Sandbox
+from sandbox.config import DEFAULTS
 
 ICS = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//GPMAS//test//EN\r\nEND:VCALENDAR\r\n"
 SENDER = "invitations@example.com"
 
 
 def sendgrid_client(
-    sandbox: Sandbox, *, api_key: str = "sandbox-key", timeout: float = 3.0
+    sandbox: Sandbox, *, api_key: str = DEFAULTS.api_key, timeout: float = 3.0
 ) -> sendgrid.SendGridAPIClient:
     client = sendgrid.SendGridAPIClient(api_key=api_key, host=sandbox.http_url)
     client.client.timeout = timeout  # the SDK's default is no timeout at all
@@ -112,7 +113,10 @@ def ses_raw(client: Any, to: str = "guest@example.org", *, job: str = "job-1") -
 
 
 def mailgun_client(
-    sandbox: Sandbox, *, api_key: str = "sandbox-key", timeout: tuple[float, float] = (2.0, 5.0)
+    sandbox: Sandbox,
+    *,
+    api_key: str = DEFAULTS.api_key,
+    timeout: tuple[float, float] = (2.0, 5.0),
 ) -> MailgunClient:
     # The SDK retries 429/5xx and network errors 3 times by default (sleeping up to 10 s):
     # retries are ours, so turn its own off.
@@ -157,7 +161,7 @@ def smtp_send(
 ) -> None:
     with smtplib.SMTP(sandbox.smtp_host, sandbox.smtp_port, timeout=timeout) as smtp:
         if login:
-            smtp.login("sandbox", "sandbox-secret")
+            smtp.login(sandbox.smtp_username, sandbox.smtp_password)
         smtp.send_message(mime_message(to, job=job, subject=subject))
 
 

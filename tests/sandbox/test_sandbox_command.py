@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import signal
 import socket
 import subprocess
@@ -14,23 +15,32 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from delivery.management.commands.sandbox import Command
-from delivery.sandbox import Fault, Sandbox, SandboxClient
+from sandbox import Fault, Sandbox, SandboxClient
+from sandbox.management.commands.sandbox import Command
 
 from .helpers import send
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Stands in for manage.py with only the SANDBOX_* settings (the command needs nothing else).
+# Stands in for manage.py with no settings at all: the command needs none, its ports come from
+# the SANDBOX_* environment variables (sandbox/config.py).
 BOOTSTRAP = """
 import sys, django
 from django.conf import settings
-http, smtp, ses = map(int, sys.argv[1:4])
-settings.configure(SANDBOX_HTTP_PORT=http, SANDBOX_SMTP_PORT=smtp, SANDBOX_SES_BACKEND_PORT=ses)
+settings.configure()
 django.setup()
-from delivery.management.commands.sandbox import Command
-Command().run_from_argv(["manage.py", "sandbox", *sys.argv[4:]])
+from sandbox.management.commands.sandbox import Command
+Command().run_from_argv(["manage.py", "sandbox", *sys.argv[1:]])
 """
+
+
+def bootstrap_env(http: int, smtp: int, ses: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        "SANDBOX_HTTP_PORT": str(http),
+        "SANDBOX_SMTP_PORT": str(smtp),
+        "SANDBOX_SES_BACKEND_PORT": str(ses),
+    }
 
 
 def sandbox_command(*args: str) -> str:
@@ -107,8 +117,9 @@ def test_not_running_is_a_command_error() -> None:
 def test_run_in_the_foreground_until_sigterm() -> None:
     http, smtp, ses = free_ports(3)
     process = subprocess.Popen(
-        [sys.executable, "-c", BOOTSTRAP, str(http), str(smtp), str(ses)],
+        [sys.executable, "-c", BOOTSTRAP],
         cwd=ROOT,
+        env=bootstrap_env(http, smtp, ses),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -141,8 +152,9 @@ def test_run_with_a_taken_port_exits_with_one_line() -> None:
         squatter.bind(("127.0.0.1", ses))
         squatter.listen()
         result = subprocess.run(
-            [sys.executable, "-c", BOOTSTRAP, str(http), str(smtp), str(ses), "run"],
+            [sys.executable, "-c", BOOTSTRAP, "run"],
             cwd=ROOT,
+            env=bootstrap_env(http, smtp, ses),
             capture_output=True,
             text=True,
             timeout=30,

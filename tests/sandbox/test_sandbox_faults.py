@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from delivery.sandbox import Fault, FaultBook
-from delivery.sandbox.faults import decide
+from sandbox import Fault, FaultBook
+from sandbox.faults import decide
 
 
 def test_status_alone_fails_every_call_and_error_rate_picks_some() -> None:

@@ -9,8 +9,8 @@ import time
 import pytest
 import requests
 
-from delivery.sandbox import Fault, PortInUseError, Sandbox, SandboxClient, SandboxError
-from delivery.sandbox.pages import linkify
+from sandbox import Fault, PortInUseError, Sandbox, SandboxClient, SandboxError
+from sandbox.pages import linkify
 
 from .helpers import ICS, send, sendgrid_client, sendgrid_mail, smtp_send
 

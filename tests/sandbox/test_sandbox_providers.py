@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutE
 from mailgun.handlers.error_handler import ApiError, MailgunTimeoutError
 from sendgrid.helpers.mail import Attachment, CustomArg
 
-from delivery.sandbox import PROVIDERS, Fault, Sandbox
+from sandbox import PROVIDERS, Fault, Sandbox
 
 from .helpers import (
     ICS,
@@ -288,7 +288,7 @@ def test_mailgun_mime_endpoint(sandbox: Sandbox) -> None:
     ids=["bad-key", "unknown-domain", "no-to"],
 )
 def test_mailgun_errors(sandbox: Sandbox, kwargs: dict, status: int, message: str | None) -> None:
-    with mailgun_client(sandbox, api_key=kwargs.pop("api_key", "sandbox-key")) as client:
+    with mailgun_client(sandbox, api_key=kwargs.pop("api_key", sandbox.api_key)) as client:
         response = mailgun_send(client, **kwargs)
     assert response.status_code == status
     if message:
@@ -434,7 +434,7 @@ def test_smtp_auth_plain_login_and_none_on_one_connection(sandbox: Sandbox) -> N
     with smtplib.SMTP(sandbox.smtp_host, sandbox.smtp_port, timeout=5) as smtp:
         smtp.ehlo()
         assert {"PLAIN", "LOGIN"} <= set(smtp.esmtp_features["auth"].upper().split())
-        smtp.user, smtp.password = "sandbox", "sandbox-secret"
+        smtp.user, smtp.password = sandbox.smtp_username, sandbox.smtp_password
         code, _ = smtp.auth("LOGIN", smtp.auth_login)
         assert code == 235
         for job in ("smtp-1", "smtp-2", "smtp-3"):
@@ -456,7 +456,7 @@ def test_smtp_wrong_password_is_535(sandbox: Sandbox) -> None:
         smtplib.SMTP(sandbox.smtp_host, sandbox.smtp_port, timeout=5) as smtp,
         pytest.raises(smtplib.SMTPAuthenticationError) as caught,
     ):
-        smtp.login("sandbox", "wrong")
+        smtp.login(sandbox.smtp_username, "wrong")
     assert caught.value.smtp_code == 535
     assert sandbox.inbox.stats()["smtp"]["rejected"] == 1
 

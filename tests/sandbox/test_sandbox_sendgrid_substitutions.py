@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import python_http_client.exceptions as sg_errors
 
-from delivery.sandbox import Sandbox
+from sandbox import Sandbox
 
 from .helpers import SENDER, sendgrid_client
 

@@ -9,13 +9,16 @@ import threading
 import time
 from types import TracebackType
 
-from delivery.sandbox.faults import FaultBook
-from delivery.sandbox.http_app import App, HttpServer
-from delivery.sandbox.inbox import Inbox
-from delivery.sandbox.mailgun_api import MailgunEmulator
-from delivery.sandbox.sendgrid_api import SendGridEmulator
-from delivery.sandbox.ses_api import MotoBackend, SesEmulator
-from delivery.sandbox.smtp_sink import SmtpSink
+from sandbox.config import DEFAULTS
+from sandbox.faults import FaultBook
+from sandbox.http_app import App
+from sandbox.http_server import HttpServer
+from sandbox.inbox import Inbox
+from sandbox.mailgun_api import MailgunEmulator
+from sandbox.moto_backend import MotoBackend
+from sandbox.sendgrid_api import SendGridEmulator
+from sandbox.ses_api import SesEmulator
+from sandbox.smtp_sink import SmtpSink
 
 
 class PortInUseError(OSError):
@@ -38,17 +41,20 @@ def check_port_free(host: str, port: int, what: str) -> None:
 
 
 class Sandbox:
+    """Ports default to 0 (any free port: tests); ``manage.py sandbox`` passes the configured ones.
+    Host, credentials and verified domains default to ``sandbox.config.DEFAULTS``."""
+
     def __init__(
         self,
         *,
-        host: str = "127.0.0.1",
+        host: str = DEFAULTS.host,
         http_port: int = 0,
         smtp_port: int = 0,
         ses_backend_port: int = 0,
-        api_key: str = "sandbox-key",
-        smtp_username: str = "sandbox",
-        smtp_password: str = "sandbox-secret",
-        verified_domains: tuple[str, ...] | list[str] = ("example.com", "gpmas.local"),
+        api_key: str = DEFAULTS.api_key,
+        smtp_username: str = DEFAULTS.smtp_username,
+        smtp_password: str = DEFAULTS.smtp_password,
+        verified_domains: tuple[str, ...] | list[str] = DEFAULTS.verified_domains,
     ) -> None:
         self.host = host
         self.api_key = api_key

@@ -18,10 +18,11 @@ import json
 import re
 import secrets
 import time
+from dataclasses import dataclass
 
-from delivery.sandbox.faults import Verdict
-from delivery.sandbox.inbox import CapturedMessage
-from delivery.sandbox.mime import (
+from sandbox.faults import Verdict
+from sandbox.inbox import Attachment, CapturedMessage
+from sandbox.mime import (
     FormData,
     FormError,
     addresses,
@@ -30,7 +31,7 @@ from delivery.sandbox.mime import (
     parse_form,
     parse_mime,
 )
-from delivery.sandbox.web import Request, Response
+from sandbox.web import Request, Response
 
 _PATH_RE = re.compile(r"^/v3/(?P<domain>[^/]+)/(?P<kind>messages|messages\.mime)$")
 _RECIPIENT_VAR_RE = re.compile(r"%recipient\.([A-Za-z0-9_-]+)%")
@@ -101,71 +102,18 @@ class MailgunEmulator:
     def _messages(
         self, form: FormData, message_id: str, *, raw: str
     ) -> Response | list[CapturedMessage]:
-        sender = form.get("from")
-        to = addresses(form.get_all("to"))
-        if not sender:
-            return _message(400, "from parameter is missing")
-        if not to:
-            return _message(400, "to parameter is missing")
-        if not form.get("subject"):
-            return _message(400, "subject parameter is missing")
-        if not any(form.get(name) for name in ("text", "html", "template")):
-            return _message(
-                400, "Need at least one of 'text', 'html' or 'template' parameters specified"
-            )
-        variables: dict[str, dict[str, object]] | None = None
-        if form.get("recipient-variables"):
-            try:
-                variables = json.loads(form.get("recipient-variables") or "")
-            except ValueError:
-                variables = None
-            if not isinstance(variables, dict):
-                return _message(400, "recipient-variables parameter is not a valid JSON")
-        cc = addresses(form.get_all("cc"))
-        bcc = addresses(form.get_all("bcc"))
-        custom = {name[2:]: value for name, value in form.fields if name.startswith("h:")}
-        metadata = {name[2:]: value for name, value in form.fields if name.startswith("v:")}
-        attachments = [
-            (f.filename, f.content_type, attachment_content(f.content_type, f.content))
-            for name, f in form.files
-            if name in {"attachment", "inline"}
+        missing = _missing_parameter(form)
+        if missing is not None:
+            return _message(400, missing)
+        try:
+            variables = _recipient_variables(form)
+        except ValueError as exc:
+            return _message(400, str(exc))
+        send = _Send.of(form, message_id, raw)
+        to, cc, bcc = (addresses(form.get_all(kind)) for kind in ("to", "cc", "bcc"))
+        return [
+            send.copy_for(recipient, variables, has_cc=bool(cc)) for recipient in [*to, *cc, *bcc]
         ]
-        senders = addresses([sender])
-        messages = []
-        for recipient in [*to, *cc, *bcc]:
-            subject, text, html = (
-                form.get("subject") or "",
-                form.get("text") or "",
-                form.get("html") or "",
-            )
-            headers = {"From": sender, "Subject": subject}
-            if variables is not None:
-                # Batch sending: every recipient gets a copy addressed to them alone.
-                own = variables.get(recipient, {})
-                own = own if isinstance(own, dict) else {}
-                subject, text, html = (_substitute(s, own) for s in (subject, text, html))
-                headers.update(To=recipient, Subject=subject)
-            else:
-                headers["To"] = ", ".join(form.get_all("to"))
-                if cc:
-                    headers["Cc"] = ", ".join(form.get_all("cc"))
-            headers.update(custom)
-            messages.append(
-                CapturedMessage(
-                    provider="mailgun",
-                    to=[recipient],
-                    from_email=senders[0] if senders else sender,
-                    subject=subject,
-                    text=text,
-                    html=html,
-                    headers=headers,
-                    attachments=list(attachments),
-                    provider_message_id=message_id,
-                    raw=raw,
-                    metadata=dict(metadata),
-                )
-            )
-        return messages
 
     def _mime(self, form: FormData, message_id: str) -> Response | list[CapturedMessage]:
         to = addresses(form.get_all("to"))
@@ -195,3 +143,95 @@ class MailgunEmulator:
 
 def _substitute(text: str, variables: dict[str, object]) -> str:
     return _RECIPIENT_VAR_RE.sub(lambda m: str(variables.get(m[1], m[0])), text)
+
+
+def _missing_parameter(form: FormData) -> str | None:
+    if not form.get("from"):
+        return "from parameter is missing"
+    if not addresses(form.get_all("to")):
+        return "to parameter is missing"
+    if not form.get("subject"):
+        return "subject parameter is missing"
+    if not any(form.get(name) for name in ("text", "html", "template")):
+        return "Need at least one of 'text', 'html' or 'template' parameters specified"
+    return None
+
+
+def _recipient_variables(form: FormData) -> dict[str, dict[str, object]] | None:
+    """Batch sending's per-recipient variables, or None; ValueError if not a JSON object."""
+    raw = form.get("recipient-variables")
+    if not raw:
+        return None
+    try:
+        variables = json.loads(raw)
+    except ValueError:
+        variables = None
+    if not isinstance(variables, dict):
+        raise ValueError("recipient-variables parameter is not a valid JSON")
+    return variables
+
+
+@dataclass(frozen=True)
+class _Send:
+    """One ``/messages`` send: what every recipient's copy shares."""
+
+    form: FormData
+    sender: str
+    from_email: str
+    custom_headers: dict[str, str]
+    metadata: dict[str, str]
+    attachments: list[Attachment]
+    message_id: str
+    raw: str
+
+    @classmethod
+    def of(cls, form: FormData, message_id: str, raw: str) -> _Send:
+        sender = form.get("from") or ""
+        senders = addresses([sender])
+        return cls(
+            form=form,
+            sender=sender,
+            from_email=senders[0] if senders else sender,
+            custom_headers={
+                name[2:]: value for name, value in form.fields if name.startswith("h:")
+            },
+            metadata={name[2:]: value for name, value in form.fields if name.startswith("v:")},
+            attachments=[
+                (f.filename, f.content_type, attachment_content(f.content_type, f.content))
+                for name, f in form.files
+                if name in {"attachment", "inline"}
+            ],
+            message_id=message_id,
+            raw=raw,
+        )
+
+    def copy_for(
+        self, recipient: str, variables: dict[str, dict[str, object]] | None, *, has_cc: bool
+    ) -> CapturedMessage:
+        form = self.form
+        subject, text, html = (form.get(name) or "" for name in ("subject", "text", "html"))
+        headers = {"From": self.sender, "Subject": subject}
+        if variables is not None:
+            # Batch sending: every recipient gets a copy addressed to them alone.
+            own = variables.get(recipient, {})
+            own = own if isinstance(own, dict) else {}
+            subject, text, html = (_substitute(s, own) for s in (subject, text, html))
+            headers.update(To=recipient, Subject=subject)
+        else:
+            headers["To"] = ", ".join(form.get_all("to"))
+            if has_cc:
+                headers["Cc"] = ", ".join(form.get_all("cc"))
+        headers.update(self.custom_headers)
+        return CapturedMessage(
+            provider="mailgun",
+            to=[recipient],
+            from_email=self.from_email,
+            subject=subject,
+            text=text,
+            html=html,
+            headers=headers,
+            attachments=list(self.attachments),
+            provider_message_id=self.message_id,
+            raw=self.raw,
+            metadata=dict(self.metadata),
+        )

@@ -3,7 +3,7 @@
 boto3 ``sesv2`` posts rest-json (``Content-Type: application/json``, SigV4 ``Authorization``
 with signing name ``ses``); ``Content.Raw.Data`` travels base64-encoded inside the JSON.
 The emulator applies the fault, then forwards the request unchanged to a moto server
-(``ThreadedMotoServer``) and relays moto's answer, so verification rules (an unverified sender
+(``sandbox.moto_backend``) and relays moto's answer, so verification rules (an unverified sender
 gets ``MessageRejected``) are moto's. moto 5.2 accepts both ``Simple`` and ``Raw`` content.
 Other SES calls (``GetAccount``, v1 query API) pass through to moto untouched: no faults, no
 stats.
@@ -20,18 +20,10 @@ import threading
 import uuid
 from typing import Any
 
-from moto.moto_server.werkzeug_app import (
-    DomainDispatcherApplication,
-    MotoRequestHandler,
-    create_backend_app,
-)
-from moto.server import ThreadedMotoServer
-from werkzeug.serving import make_server
-
-from delivery.sandbox.faults import Verdict
-from delivery.sandbox.inbox import CapturedMessage
-from delivery.sandbox.mime import addresses, attachment_content, parse_mime
-from delivery.sandbox.web import Request, Response
+from sandbox.faults import Verdict
+from sandbox.inbox import CapturedMessage
+from sandbox.mime import addresses, attachment_content, parse_mime
+from sandbox.web import Request, Response
 
 SEND_PATH = "/v2/email/outbound-emails"
 HOP_BY_HOP = frozenset(
@@ -84,54 +76,6 @@ def aws_error(status: int, code: str, message: str) -> Response:
         {"__type": code, "message": message},
         [("x-amzn-ErrorType", code), ("x-amzn-RequestId", str(uuid.uuid4()))],
     )
-
-
-class _QuietMotoHandler(MotoRequestHandler):
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
-
-
-class MotoBackend(ThreadedMotoServer):
-    """moto's threaded server, quiet, and failing fast when its port is taken.
-
-    (The stock ``start()`` waits forever if binding fails; the overrides below touch moto's
-    private ``_server_entry``/``_server``/``_server_ready_event``, checked against moto 5.2.)
-    """
-
-    def __init__(self, host: str, port: int) -> None:
-        super().__init__(ip_address=host, port=port, verbose=False)
-        self._bind_error: BaseException | None = None
-
-    def _server_entry(self) -> None:
-        try:
-            app = DomainDispatcherApplication(create_backend_app)
-            self._server = make_server(
-                self._ip_address, self._port, app, True, request_handler=_QuietMotoHandler
-            )
-        except BaseException as exc:
-            self._bind_error = exc
-            self._server_ready_event.set()
-            return
-        self._server_ready_event.set()
-        self._server.serve_forever()
-
-    def start(self) -> None:
-        super().start()
-        if self._bind_error is not None:
-            self._thread = None
-            raise self._bind_error
-
-    def stop(self) -> None:
-        if self._thread is None:
-            return
-        super().stop()
-        if self._server is not None:
-            self._server.server_close()
-        self._thread = None
-
-    @property
-    def port(self) -> int:
-        return self.get_host_and_port()[1]
 
 
 class SesEmulator:
@@ -240,42 +184,9 @@ def capture(body: dict[str, Any], *, message_id: str, raw_body: bytes) -> list[C
     declared_from = addresses([body.get("FromEmailAddress") or ""])
     content = body.get("Content") or {}
     if "Raw" in content:
-        parsed = parse_mime(base64.b64decode(content["Raw"]["Data"]))
-        recipients = envelope or parsed.recipients
-        fields: dict[str, Any] = {
-            "from_email": declared_from[0] if declared_from else parsed.from_email,
-            "subject": parsed.subject,
-            "text": parsed.text,
-            "html": parsed.html,
-            "headers": parsed.headers,
-            "attachments": parsed.attachments,
-            "raw": parsed.raw,
-        }
+        recipients, fields = _raw_fields(content["Raw"], envelope, declared_from)
     else:
-        simple = content.get("Simple") or {}
-        body_parts = simple.get("Body") or {}
-        headers = {
-            str(h.get("Name")): str(h.get("Value"))
-            for h in simple.get("Headers") or []
-            if isinstance(h, dict)
-        }
-        attachments = []
-        for item in simple.get("Attachments") or []:
-            content_type = item.get("ContentType") or "application/octet-stream"
-            payload = base64.b64decode(item.get("RawContent") or "")
-            attachments.append(
-                (item.get("FileName", ""), content_type, attachment_content(content_type, payload))
-            )
-        recipients = envelope
-        fields = {
-            "from_email": declared_from[0] if declared_from else "",
-            "subject": _data(simple.get("Subject")),
-            "text": _data(body_parts.get("Text")),
-            "html": _data(body_parts.get("Html")),
-            "headers": headers,
-            "attachments": attachments,
-            "raw": raw_body.decode("utf-8", errors="replace"),
-        }
+        recipients, fields = envelope, _simple_fields(content, declared_from, raw_body)
     tags = {
         str(tag.get("Name")): str(tag.get("Value"))
         for tag in body.get("EmailTags") or []
@@ -295,3 +206,49 @@ def capture(body: dict[str, Any], *, message_id: str, raw_body: bytes) -> list[C
         )
         for recipient in recipients
     ]
+
+
+def _raw_fields(
+    raw: dict[str, Any], envelope: list[str], declared_from: list[str]
+) -> tuple[list[str], dict[str, Any]]:
+    """``Content.Raw``: a whole MIME message; recipients from the envelope, else its headers."""
+    parsed = parse_mime(base64.b64decode(raw["Data"]))
+    fields = {
+        "from_email": declared_from[0] if declared_from else parsed.from_email,
+        "subject": parsed.subject,
+        "text": parsed.text,
+        "html": parsed.html,
+        "headers": parsed.headers,
+        "attachments": parsed.attachments,
+        "raw": parsed.raw,
+    }
+    return envelope or parsed.recipients, fields
+
+
+def _simple_fields(
+    content: dict[str, Any], declared_from: list[str], raw_body: bytes
+) -> dict[str, Any]:
+    """``Content.Simple``: subject, bodies, headers and attachments as JSON fields."""
+    simple = content.get("Simple") or {}
+    body_parts = simple.get("Body") or {}
+    headers = {
+        str(h.get("Name")): str(h.get("Value"))
+        for h in simple.get("Headers") or []
+        if isinstance(h, dict)
+    }
+    attachments = []
+    for item in simple.get("Attachments") or []:
+        content_type = item.get("ContentType") or "application/octet-stream"
+        payload = base64.b64decode(item.get("RawContent") or "")
+        attachments.append(
+            (item.get("FileName", ""), content_type, attachment_content(content_type, payload))
+        )
+    return {
+        "from_email": declared_from[0] if declared_from else "",
+        "subject": _data(simple.get("Subject")),
+        "text": _data(body_parts.get("Text")),
+        "html": _data(body_parts.get("Html")),
+        "headers": headers,
+        "attachments": attachments,
+        "raw": raw_body.decode("utf-8", errors="replace"),
+    }

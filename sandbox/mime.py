@@ -9,7 +9,7 @@ from email.message import EmailMessage, Message
 from email.utils import getaddresses
 from urllib.parse import parse_qsl
 
-from delivery.sandbox.inbox import Attachment
+from sandbox.inbox import Attachment
 
 
 @dataclass

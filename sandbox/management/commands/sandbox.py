@@ -7,7 +7,8 @@
     manage.py sandbox stats [--json]
     manage.py sandbox setup                 create/update the Provider rows pointing at it
 
-Ports and credentials come from the SANDBOX_* settings (DESIGN.md §8).
+Ports and credentials come from the SANDBOX_* environment variables (sandbox/config.py); the
+sandbox is described in docs/sandbox.md.
 """
 
 from __future__ import annotations
@@ -19,20 +20,10 @@ import threading
 from typing import Any
 
 import requests
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from delivery.sandbox import PROVIDERS, Fault, PortInUseError, Sandbox, SandboxClient, SandboxError
-
-DEFAULT_DOMAINS = ("example.com", "gpmas.local")
-
-
-def _setting(name: str, default: Any) -> Any:
-    return getattr(settings, name, default)
-
-
-def _default_url() -> str:
-    return f"http://127.0.0.1:{_setting('SANDBOX_HTTP_PORT', 8025)}"
+from sandbox import PROVIDERS, Fault, PortInUseError, Sandbox, SandboxClient, SandboxError
+from sandbox.config import load
 
 
 def as_flag(message: str) -> str:
@@ -76,7 +67,7 @@ class Command(BaseCommand):
 
     @staticmethod
     def _add_url(parser: CommandParser) -> None:
-        parser.add_argument("--url", help="the sandbox's HTTP URL (default from settings)")
+        parser.add_argument("--url", help="the sandbox's HTTP URL (default from SANDBOX_HTTP_PORT)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         action = options.get("action") or "run"
@@ -86,7 +77,7 @@ class Command(BaseCommand):
         if action == "setup":
             self._setup()
             return
-        client = SandboxClient(options.get("url") or _default_url())
+        client = SandboxClient(options.get("url") or load().http_url)
         try:
             if action == "fault":
                 self._fault(client, options)
@@ -112,12 +103,11 @@ class Command(BaseCommand):
             client.close()
 
     def _setup(self) -> None:
-        from delivery.sandbox.providers import configure_sandbox_providers
+        from sandbox.providers import configure_sandbox_providers
 
+        config = load()
         rows = configure_sandbox_providers(
-            http_url=_default_url(),
-            smtp_host="127.0.0.1",
-            smtp_port=_setting("SANDBOX_SMTP_PORT", 2525),
+            http_url=config.http_url, smtp_host="127.0.0.1", smtp_port=config.smtp_port
         )
         self.stdout.write(f"sandbox providers: {', '.join(row.name for row in rows)}")
 
@@ -164,15 +154,16 @@ class Command(BaseCommand):
             )
 
     def _run(self, host: str | None) -> None:
+        config = load()
         sandbox = Sandbox(
-            host=host or _setting("SANDBOX_HOST", "127.0.0.1"),
-            http_port=int(_setting("SANDBOX_HTTP_PORT", 8025)),
-            smtp_port=int(_setting("SANDBOX_SMTP_PORT", 2525)),
-            ses_backend_port=int(_setting("SANDBOX_SES_BACKEND_PORT", 8026)),
-            api_key=_setting("SANDBOX_API_KEY", "sandbox-key"),
-            smtp_username=_setting("SANDBOX_SMTP_USERNAME", "sandbox"),
-            smtp_password=_setting("SANDBOX_SMTP_PASSWORD", "sandbox-secret"),
-            verified_domains=tuple(_setting("SANDBOX_VERIFIED_DOMAINS", DEFAULT_DOMAINS)),
+            host=host or config.host,
+            http_port=config.http_port,
+            smtp_port=config.smtp_port,
+            ses_backend_port=config.ses_backend_port,
+            api_key=config.api_key,
+            smtp_username=config.smtp_username,
+            smtp_password=config.smtp_password,
+            verified_domains=config.verified_domains,
         )
         try:
             sandbox.start()

@@ -17,9 +17,9 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from delivery.sandbox.faults import FaultBook, Verdict, decide
-from delivery.sandbox.inbox import CapturedMessage, Inbox
-from delivery.sandbox.mime import parse_mime
+from sandbox.faults import FaultBook, Verdict, decide
+from sandbox.inbox import CapturedMessage, Inbox
+from sandbox.mime import parse_mime
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from delivery.sandbox.faults import PROVIDERS
+from sandbox.faults import PROVIDERS
 
 Attachment = tuple[str, str, str | bytes]
 

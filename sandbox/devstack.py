@@ -16,14 +16,13 @@ import threading
 import time
 from pathlib import Path
 
+from sandbox import config
+from sandbox.providers import sandbox_secrets
+
 ROOT = Path(__file__).resolve().parent.parent
-PORTS = {
-    "GPMAS_WEB_PORT": 8000,
-    "FLOWER_PORT": 5555,
-    "SANDBOX_HTTP_PORT": 8025,
-    "SANDBOX_SMTP_PORT": 2525,
-    "SANDBOX_SES_BACKEND_PORT": 8026,
-}
+PORTS = {"GPMAS_WEB_PORT": 8000, "FLOWER_PORT": 5555}
+# The sandbox's own ports, defaults in sandbox/config.py.
+SANDBOX_PORTS = ("SANDBOX_HTTP_PORT", "SANDBOX_SMTP_PORT", "SANDBOX_SES_BACKEND_PORT")
 EMBEDDED_REDIS_PORT = 6390
 
 
@@ -33,12 +32,12 @@ def stack_environment() -> dict[str, str]:
     env.setdefault("GPMAS_DATA_DIR", str(ROOT / "data"))
     for name, port in PORTS.items():
         env.setdefault(name, str(port))
-    from delivery.sandbox.providers import sandbox_secrets
-
+    sandbox = config.load(env)
+    env.update(sandbox.environment())  # what `manage.py sandbox` and the rest will read
     secrets = sandbox_secrets(
-        api_key=env.setdefault("SANDBOX_API_KEY", "sandbox-key"),
-        smtp_username=env.setdefault("SANDBOX_SMTP_USERNAME", "sandbox"),
-        smtp_password=env.setdefault("SANDBOX_SMTP_PASSWORD", "sandbox-secret"),
+        api_key=sandbox.api_key,
+        smtp_username=sandbox.smtp_username,
+        smtp_password=sandbox.smtp_password,
     )
     for name, value in secrets.items():
         env.setdefault(name, value)
@@ -54,7 +53,8 @@ def port_in_use(port: int) -> bool:
 
 def main() -> int:
     env = stack_environment()
-    busy = [f"{name}={env[name]}" for name in PORTS if port_in_use(int(env[name]))]
+    names = [*PORTS, *SANDBOX_PORTS]
+    busy = [f"{name}={env[name]}" for name in names if port_in_use(int(env[name]))]
     if busy:
         print(f"dev up: port already in use ({', '.join(busy)}); is the stack running already?")
         return 1

@@ -7,7 +7,7 @@ from typing import Any
 
 import requests
 
-from delivery.sandbox.inbox import CapturedMessage
+from sandbox.inbox import CapturedMessage
 
 
 class SandboxError(RuntimeError):

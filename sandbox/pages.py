@@ -7,8 +7,8 @@ import time
 from html import escape
 from urllib.parse import quote
 
-from delivery.sandbox.faults import PROVIDERS, Fault
-from delivery.sandbox.inbox import CapturedMessage
+from sandbox.faults import PROVIDERS, Fault
+from sandbox.inbox import CapturedMessage
 
 # Inline styles only; pages send a CSP that forbids scripts altogether.
 CSP = (
