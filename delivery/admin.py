@@ -7,17 +7,7 @@ from django.utils.html import format_html_join
 from delivery import provider_state, selectors, services
 from delivery.models import DeliveryAttempt, EmailJob, Provider
 from delivery.providers import adapter_class, secret_variable
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+from reliability.admin import ReadOnlyAdmin
 
 
 class DeliveryAttemptInline(admin.TabularInline):

@@ -170,20 +170,14 @@ DeferredWrites = list[OutcomeCall]
 
 
 def record_outcome(
-    provider: Provider,
-    outcome: str,
-    *,
-    at: float,
-    probe: bool = False,
-    retry_after: float | None = None,
-    error: str = "",
-    along: DeferredWrites | None = None,
+    provider: Provider, outcome: str, *, at: float, along: DeferredWrites | None = None, **details
 ) -> float:
     """Apply one call's outcome to the provider's penalty and circuit, now (after the deferred
-    outcomes in ``along``, so outcomes apply in the order the calls ended). Returns the penalty."""
+    outcomes in ``along``, so outcomes apply in the order the calls ended). ``details`` are
+    ``outcome_call``'s: probe, retry_after, error. Returns the penalty."""
     pipe = project_redis.client().pipeline(transaction=False)
     deferred = _queue_deferred(pipe, along)
-    call = outcome_call(provider, outcome, at=at, probe=probe, retry_after=retry_after, error=error)
+    call = outcome_call(provider, outcome, at=at, **details)
     pipe.evalsha(_script(RECORD_OUTCOME).sha, len(call[0]), *call[0], *call[1])
     [penalty] = _execute(pipe, deferred, also=[call])
     return float(penalty)

@@ -1,7 +1,10 @@
 """Pages that say why a request changed nothing, with the status that fits."""
 
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+
+from events.models import Event
 
 
 def problem(request: HttpRequest, title: str, message: str, status: int) -> HttpResponse:
@@ -17,3 +20,11 @@ def busy(request: HttpRequest) -> HttpResponse:
         "moment.",
         409,
     )
+
+
+def cancelled_event(request: HttpRequest, event: Event, message: str) -> HttpResponse | None:
+    """Back to the event page with ``message`` if the event is cancelled (it takes no change)."""
+    if not event.is_cancelled:
+        return None
+    messages.error(request, message)
+    return redirect("event_detail", event_id=event.pk)

@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from events import services
 from events.errors import Refusal
 from events.forms import EventForm
-from events.responses import busy, problem
+from events.responses import busy, cancelled_event, problem
 from events.selectors import delivery_counts, event_for_organizer, events_for_dashboard
 from invitations.selectors import DELIVERY_FILTERS, RSVP_FILTERS, guest_counts, guest_list
 from reliability.locks import LockBusy
@@ -83,9 +83,8 @@ def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
 @login_required
 def event_edit(request: HttpRequest, event_id: int) -> HttpResponse:
     event = event_for_organizer(request.user, event_id)
-    if event.is_cancelled:
-        messages.error(request, "A cancelled event cannot be changed.")
-        return redirect("event_detail", event_id=event.pk)
+    if refused := cancelled_event(request, event, "A cancelled event cannot be changed."):
+        return refused
     form = EventForm(request.POST or None, event=event)
     if request.method == "POST" and form.is_valid():
         try:

@@ -77,68 +77,98 @@ def calendar(event: Event, invitation: Invitation, method: str, sequence: int) -
     )
 
 
+def guest_email(
+    kind: str,
+    event: Event,
+    invitation: Invitation,
+    *,
+    key: str,
+    subject: str,
+    context: dict,
+    **fields,
+) -> EmailDraft:
+    """The shape every guest email shares: to the guest, on the event's topic (unless ``fields``
+    say otherwise), rendered from the kind's two templates."""
+    fields.setdefault("topic", event.topic)
+    return EmailDraft(
+        kind=kind,
+        to_email=invitation.email,
+        idempotency_key=key,
+        **fields,
+        **render(kind, subject, context),
+    )
+
+
 def invitation_draft(
     event: Event, invitation: Invitation, *, link: str, shared: dict | None = None
 ) -> EmailDraft:
+    # One email per token: a resend (new token) is a new email, a retry is not.
+    key = f"invitation:{event.pk}:{invitation.token_hash[:32]}"
     context = base_context(event, invitation, link, shared)
-    return EmailDraft(
-        kind=Kind.INVITATION,
-        to_email=invitation.email,
-        topic=event.topic,
-        # One email per token: a resend (new token) is a new email, a retry is not.
-        idempotency_key=f"invitation:{event.pk}:{invitation.token_hash[:32]}",
-        **render("invitation", f"Invitation: {event.title}", context),
+    return guest_email(
+        Kind.INVITATION,
+        event,
+        invitation,
+        key=key,
+        subject=f"Invitation: {event.title}",
+        context=context,
     )
 
 
 def confirmation_draft(event: Event, invitation: Invitation, *, link: str = "") -> EmailDraft:
-    return EmailDraft(
-        kind=Kind.CONFIRMATION,
-        to_email=invitation.email,
-        topic=event.topic,
-        idempotency_key=f"confirmation:{invitation.pk}:{invitation.response_version}",
+    key = f"confirmation:{invitation.pk}:{invitation.response_version}"
+    return guest_email(
+        Kind.CONFIRMATION,
+        event,
+        invitation,
+        key=key,
+        subject=f"You're going: {event.title}",
+        context=base_context(event, invitation, link),
         ics=calendar(event, invitation, ics.REQUEST, event.sequence),
-        **render(
-            "confirmation", f"You're going: {event.title}", base_context(event, invitation, link)
-        ),
     )
 
 
 def waitlist_draft(
     event: Event, invitation: Invitation, *, position: int, link: str = ""
 ) -> EmailDraft:
+    key = f"waitlist:{invitation.pk}:{invitation.response_version}"
     context = {**base_context(event, invitation, link), "position": position}
-    return EmailDraft(
-        kind=Kind.WAITLIST,
-        to_email=invitation.email,
-        topic=event.topic,
-        idempotency_key=f"waitlist:{invitation.pk}:{invitation.response_version}",
-        **render("waitlist", f"On the waitlist: {event.title}", context),
+    return guest_email(
+        Kind.WAITLIST,
+        event,
+        invitation,
+        key=key,
+        subject=f"On the waitlist: {event.title}",
+        context=context,
     )
 
 
 def promotion_draft(event: Event, invitation: Invitation) -> EmailDraft:
-    return EmailDraft(
-        kind=Kind.PROMOTION,
-        to_email=invitation.email,
-        topic=event.topic,
-        idempotency_key=f"promotion:{invitation.pk}:{invitation.response_version}",
+    key = f"promotion:{invitation.pk}:{invitation.response_version}"
+    return guest_email(
+        Kind.PROMOTION,
+        event,
+        invitation,
+        key=key,
+        subject=f"A seat is yours: {event.title}",
+        context=base_context(event, invitation),
         ics=calendar(event, invitation, ics.REQUEST, event.sequence),
-        **render("promotion", f"A seat is yours: {event.title}", base_context(event, invitation)),
     )
 
 
 def update_draft(
     event: Event, invitation: Invitation, *, changes: list[str], shared: dict | None = None
 ) -> EmailDraft:
+    key = f"update:{invitation.pk}:{event.sequence}"
     context = {**base_context(event, invitation, shared=shared), "changes": changes}
-    return EmailDraft(
-        kind=Kind.UPDATE,
-        to_email=invitation.email,
-        topic=event.topic,
-        idempotency_key=f"update:{invitation.pk}:{event.sequence}",
+    return guest_email(
+        Kind.UPDATE,
+        event,
+        invitation,
+        key=key,
+        subject=f"Updated: {event.title}",
+        context=context,
         ics=calendar(event, invitation, ics.REQUEST, event.sequence),
-        **render("update", f"Updated: {event.title}", context),
     )
 
 
@@ -152,29 +182,30 @@ def cancellation_draft(
 ) -> EmailDraft:
     # Only accepted guests have the event in their calendar, so only they get a CANCEL.
     accepted = invitation.rsvp == Invitation.Rsvp.ACCEPTED
+    key = f"cancellation:{invitation.pk}:{sequence}"
     context = {**base_context(event, invitation, shared=shared), "deleted": deleted}
-    return EmailDraft(
-        kind=Kind.CANCELLATION,
-        to_email=invitation.email,
+    return guest_email(
+        Kind.CANCELLATION,
+        event,
+        invitation,
+        key=key,
+        subject=f"Cancelled: {event.title}",
+        context=context,
         topic=event.notice_topic,
-        idempotency_key=f"cancellation:{invitation.pk}:{sequence}",
         ics=calendar(event, invitation, ics.CANCEL, sequence) if accepted else "",
-        **render("cancellation", f"Cancelled: {event.title}", context),
     )
 
 
 def reminder_draft(
     event: Event, invitation: Invitation, *, send_at: dt.datetime, shared: dict | None = None
 ) -> EmailDraft:
-    return EmailDraft(
-        kind=Kind.REMINDER,
-        to_email=invitation.email,
-        topic=event.topic,
-        idempotency_key=(
-            f"reminder:{invitation.pk}:{event.sequence}:{invitation.response_version}"
-        ),
+    key = f"reminder:{invitation.pk}:{event.sequence}:{invitation.response_version}"
+    return guest_email(
+        Kind.REMINDER,
+        event,
+        invitation,
+        key=key,
+        subject=f"Reminder: {event.title}",
+        context=base_context(event, invitation, shared=shared),
         not_before=send_at,
-        **render(
-            "reminder", f"Reminder: {event.title}", base_context(event, invitation, shared=shared)
-        ),
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib import messages
@@ -24,7 +25,7 @@ from django_ratelimit.core import is_ratelimited
 from events.errors import Refusal
 from events.ics import organizer_name
 from events.models import Event
-from events.responses import busy, problem
+from events.responses import busy, cancelled_event, problem
 from events.selectors import event_for_organizer
 from invitations import services
 from invitations.forms import AnswerForm, GuestListForm
@@ -83,9 +84,8 @@ def too_many(request: HttpRequest, what: str = "answers from your address") -> H
 def event_invite(request: HttpRequest, event_id: int) -> HttpResponse:
     """Paste or upload, see a preview with counts and per-line errors, then confirm."""
     event = event_for_organizer(request.user, event_id)
-    if event.is_cancelled:
-        messages.error(request, "Nobody can be invited to a cancelled event.")
-        return redirect("event_detail", event_id=event.pk)
+    if refused := cancelled_event(request, event, "Nobody can be invited to a cancelled event."):
+        return refused
     if request.method == "POST" and request.POST.get("action") == "confirm":
         return invite_confirm(request, event)
     form = GuestListForm(request.POST or None, request.FILES or None)
@@ -149,26 +149,43 @@ def organizer_invitation(request: HttpRequest, event_id: int, invitation_id: int
 @login_required
 @require_POST
 def invitation_resend(request: HttpRequest, event_id: int, invitation_id: int) -> HttpResponse:
-    invitation = organizer_invitation(request, event_id, invitation_id)
     if limited(request, "invite", "GPMAS_INVITE_RATE_LIMIT", key="user"):
         return too_many(request, "invitations sent")
-    try:
-        services.invitation_resend(invitation=invitation)
-    except Refusal as exc:
-        return problem(request, "Not resent", str(exc), exc.status)
-    messages.success(request, f"A new invitation link is on its way to {invitation.email}.")
-    return back_to_event(request, event_id)
+    done = "A new invitation link is on its way to {email}."
+    return act_on_invitation(
+        request,
+        event_id,
+        invitation_id,
+        services.invitation_resend,
+        refused="Not resent",
+        done=done,
+    )
 
 
 @login_required
 @require_POST
 def invitation_revoke(request: HttpRequest, event_id: int, invitation_id: int) -> HttpResponse:
+    done = "The invitation of {email} was revoked."
+    return act_on_invitation(
+        request,
+        event_id,
+        invitation_id,
+        services.invitation_revoke,
+        refused="Not revoked",
+        done=done,
+    )
+
+
+def act_on_invitation(
+    request: HttpRequest, event_id: int, invitation_id: int, action, *, refused: str, done: str
+) -> HttpResponse:
+    """Run an organizer's action on one of their invitations; back to the event page."""
     invitation = organizer_invitation(request, event_id, invitation_id)
     try:
-        services.invitation_revoke(invitation=invitation)
+        action(invitation=invitation)
     except Refusal as exc:
-        return problem(request, "Not revoked", str(exc), exc.status)
-    messages.success(request, f"The invitation of {invitation.email} was revoked.")
+        return problem(request, refused, str(exc), exc.status)
+    messages.success(request, done.format(email=invitation.email))
     return back_to_event(request, event_id)
 
 
@@ -258,14 +275,10 @@ def guest_accept(request: HttpRequest, token: str) -> HttpResponse:
     form = AnswerForm(request.POST, max_party_size=invitation.event.max_party_size)
     if not form.is_valid():
         return guest_page(request, token, invitation, form=form, status=400)
-    try:
-        answer = services.invitation_accept(token=token, party_size=form.cleaned_data["party_size"])
-    except Refusal as exc:
-        return guest_problem(request, exc)
-    except LockBusy:
-        return busy(request)
-    messages.success(request, ANSWER_MESSAGES[answer.outcome])
-    return redirect("guest_invitation", token=token)
+    party_size = form.cleaned_data["party_size"]
+    return answered(
+        request, token, lambda: services.invitation_accept(token=token, party_size=party_size)
+    )
 
 
 @never_cache
@@ -273,13 +286,20 @@ def guest_accept(request: HttpRequest, token: str) -> HttpResponse:
 def guest_decline(request: HttpRequest, token: str) -> HttpResponse:
     if limited(request, "guest-answer", "GPMAS_GUEST_RATE_LIMIT"):
         return too_many(request)
+    return answered(request, token, lambda: services.invitation_decline(token=token))
+
+
+def answered(
+    request: HttpRequest, token: str, answer: Callable[[], services.Answer]
+) -> HttpResponse:
+    """Record the guest's answer; back to their page with what happened, or why not."""
     try:
-        answer = services.invitation_decline(token=token)
+        outcome = answer().outcome
     except Refusal as exc:
         return guest_problem(request, exc)
     except LockBusy:
         return busy(request)
-    messages.success(request, ANSWER_MESSAGES[answer.outcome])
+    messages.success(request, ANSWER_MESSAGES[outcome])
     return redirect("guest_invitation", token=token)
 
 

@@ -83,11 +83,8 @@ class SystemControlAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/reliability/halt_switch.html", context)
 
 
-@admin.register(HaltAudit)
-class HaltAuditAdmin(admin.ModelAdmin):
-    list_display = ["at", "action", "reason", "changed_by", "source"]
-    list_filter = ["action"]
-    list_select_related = ["changed_by"]
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """For logs: rows are looked at, never added, changed or deleted in the admin."""
 
     def has_add_permission(self, request):
         return False
@@ -97,3 +94,10 @@ class HaltAuditAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(HaltAudit)
+class HaltAuditAdmin(ReadOnlyAdmin):
+    list_display = ["at", "action", "reason", "changed_by", "source"]
+    list_filter = ["action"]
+    list_select_related = ["changed_by"]
