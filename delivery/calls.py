@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import redis
 from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.utils import timezone
 
 from delivery import outbox, provider_state
@@ -18,6 +19,7 @@ from delivery.connections import adapter_for
 from delivery.freshness import DeferredSuccesses
 from delivery.message import JOB_HEADER, OutgoingMessage
 from delivery.models import DeliveryAttempt, EmailJob, Provider
+from delivery.provider_state import Grant
 from delivery.providers import Adapter, ErrorClass, ProviderConfigError, SendError
 
 log = logging.getLogger(__name__)
@@ -44,11 +46,15 @@ class Call:
     clock: float = field(default_factory=time.monotonic)
     message_id: str = ""
     error: SendError | None = None
-    duration_ms: int = 0
+    seconds: float = 0.0
+
+    @property
+    def duration_ms(self) -> int:
+        return int(self.seconds * 1000)
 
     def finish(self, error: SendError | None = None) -> Call:
         self.error = error
-        self.duration_ms = int((time.monotonic() - self.clock) * 1000)
+        self.seconds = time.monotonic() - self.clock
         return self
 
     def make(self, send: Callable[[Adapter], str]) -> Call:
@@ -86,12 +92,18 @@ class Call:
         )
 
 
-def note_outcome(done: Call, *, probe: bool, successes: DeferredSuccesses) -> None:
-    """Feed the call's outcome to the provider's penalty and circuit. A plain success waits for
-    the batch's next Redis round trip (``delivery.freshness``); the rest is written now."""
+def note_outcome(done: Call, *, grant: Grant, messages: int, successes: DeferredSuccesses) -> None:
+    """Feed the call's outcome to the provider's penalty, circuit, latency and calls in flight.
+    A plain success waits for the batch's next Redis round trip (``delivery.freshness``); the
+    rest is written now."""
     provider, error = done.provider, done.error
-    if error is None and not probe:
-        successes.add(provider, at=provider_state.now())
+    timing = {
+        "call_id": grant.call_id,
+        "seconds_per_message": done.seconds / max(messages, 1),
+        "slow": done.seconds > settings.GPMAS_LATENCY_CEILING_SECONDS,
+    }
+    if error is None and not grant.probe:
+        successes.add(provider, at=provider_state.now(), **timing)
         return
     outcome = error.error_class if error else DeliveryAttempt.Outcome.ACCEPTED
     try:
@@ -99,10 +111,11 @@ def note_outcome(done: Call, *, probe: bool, successes: DeferredSuccesses) -> No
             provider,
             outcome,
             at=provider_state.now(),
-            probe=probe,
+            probe=grant.probe,
             retry_after=error.retry_after if error else None,
             error=f"{error.code} {error}" if error else "",
             along=successes.pending,
+            **timing,
         )
     except redis.RedisError:
         log.warning("could not record %s for provider %s", outcome, provider.name)

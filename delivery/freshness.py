@@ -23,7 +23,9 @@ object belongs to one batch (``delivery.sending.BatchSend``), never to the proce
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 
 import redis
 
@@ -59,8 +61,9 @@ class DeferredSuccesses:
     def __init__(self) -> None:
         self.pending: DeferredWrites = []
 
-    def add(self, provider: Provider, *, at: float) -> None:
-        self.pending.append(provider_state.outcome_call(provider, "accepted", at=at))
+    def add(self, provider: Provider, *, at: float, **timing) -> None:
+        """A success; ``timing`` is ``outcome_call``'s call_id, seconds_per_message, slow."""
+        self.pending.append(provider_state.outcome_call(provider, "accepted", at=at, **timing))
 
     def write_now(self) -> bool:
         """Write what waits; False if Redis refused (a few halvings of a penalty are lost,
@@ -75,7 +78,9 @@ class DeferredSuccesses:
 class ProviderStateCache:
     """The batch's providers' live state, read at most every ``PROVIDER_STATE_SECONDS`` (rule 2).
 
-    Reads carry the deferred successes along, so they cost no round trip of their own.
+    Reads carry the deferred successes along, so they cost no round trip of their own. Between
+    reads, the batch's own calls started and finished since are counted in the views' calls in
+    flight, so a batch spreading calls over its slots sees the load it adds itself.
     """
 
     def __init__(self, providers: Sequence[Provider], successes: DeferredSuccesses) -> None:
@@ -83,6 +88,7 @@ class ProviderStateCache:
         self._successes = successes
         self._views: dict[int, ProviderView] | None = None
         self._read_at = 0.0
+        self._since_read: Counter[int] = Counter()  # own calls started minus finished
 
     def views(self, *, at: float) -> tuple[dict[int, ProviderView], bool]:
         """The state to rank on, and whether it was read just now (not reused)."""
@@ -92,7 +98,20 @@ class ProviderStateCache:
                 self.providers, at=at, along=self._successes.pending
             )
             self._read_at = time.monotonic()
-        return self._views, fresh
+            self._since_read.clear()  # what Redis counts now includes them
+        if not self._since_read:
+            return self._views, fresh
+        return {pk: self._with_own_calls(pk, view) for pk, view in self._views.items()}, fresh
+
+    def _with_own_calls(self, pk: int, view: ProviderView) -> ProviderView:
+        own = self._since_read.get(pk, 0)
+        return replace(view, in_flight=max(0, view.in_flight + own)) if own else view
+
+    def call_started(self, provider: Provider) -> None:
+        self._since_read[provider.pk] += 1
+
+    def call_finished(self, provider: Provider) -> None:
+        self._since_read[provider.pk] -= 1
 
     def forget(self) -> None:
         self._views = None

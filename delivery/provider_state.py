@@ -1,20 +1,23 @@
-"""Live provider state in Redis, shared by every worker (DESIGN.md §6).
+"""Live provider state in Redis, shared by every worker (docs/ranking.md).
 
 Per provider, a hash holds the penalty ``p`` as of time ``t`` (it decays exponentially from there),
 consecutive failures, the circuit (``opened`` and ``open_until``: open before it, half-open after),
-how often it opened in a row, and a rate-limit block. Beside it: a recipient counter per day in the
-provider's time zone (the quota), a counter per second (per-second rate limits), and a probe token
-(one message at a time through a half-open circuit).
+how often it opened in a row, a rate-limit block, and the latency estimate (seconds per message,
+``lat`` as of ``lat_t``). Beside it: a recipient counter per day in the provider's time zone (the
+quota), a counter per second (per-second rate limits), a probe token (one message at a time
+through a half-open circuit), and the calls in flight (a sorted set of call ids by the time after
+which no such call can still be running).
 
-Writes happen only inside Lua scripts, so concurrent workers never lose an update; reading every
-provider's state for a selection is one pipelined round trip. Every function takes ``now`` (epoch
-seconds) so tests and simulations can drive the clock.
+Writes happen only inside Lua scripts (``delivery.provider_scripts``), so concurrent workers never
+lose an update; reading every provider's state for a selection is one pipelined round trip. Every
+function takes ``at`` (epoch seconds) so tests and simulations can drive the clock.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import time
+import uuid
 import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -71,10 +74,14 @@ class ProviderView:
     probe_busy: bool
     last_error: str
     last_error_at: float | None
+    latency: float | None = None  # seconds per message, a peak EWMA; None before any call
+    in_flight: int = 0  # calls started and not finished, across every worker
 
 
-def _view(raw: list, quota_used: bytes | None, probe: bytes | None, at: float) -> ProviderView:
-    p, t, cf, opened, open_until, times, blocked, last_error, last_error_at = (
+def _view(
+    raw: list, quota_used: bytes | None, probe: bytes | None, in_flight: int, at: float
+) -> ProviderView:
+    p, t, cf, opened, open_until, times, blocked, last_error, last_error_at, lat = (
         value.decode() if value is not None else None for value in raw
     )
     penalty = float(p or 0)
@@ -93,6 +100,8 @@ def _view(raw: list, quota_used: bytes | None, probe: bytes | None, at: float) -
         probe_busy=probe is not None,
         last_error=last_error or "",
         last_error_at=float(last_error_at) if last_error_at else None,
+        latency=float(lat) if lat is not None else None,
+        in_flight=int(in_flight or 0),
     )
 
 
@@ -106,6 +115,7 @@ _FIELDS = (
     "blocked_until",
     "last_error",
     "last_error_at",
+    "lat",
 )
 
 
@@ -120,9 +130,10 @@ def read_views(
         pipe.hmget(_key(provider.pk), _FIELDS)
         pipe.get(_key(provider.pk, "quota", quota_day(provider.quota_reset_tz, at)))
         pipe.get(_key(provider.pk, "probe"))
+        pipe.zcount(_key(provider.pk, "inflight"), at, "+inf")
     replies = _execute(pipe, deferred)
     return {
-        provider.pk: _view(*replies[3 * i : 3 * i + 3], at) for i, provider in enumerate(providers)
+        provider.pk: _view(*replies[4 * i : 4 * i + 4], at) for i, provider in enumerate(providers)
     }
 
 
@@ -133,16 +144,20 @@ class Grant:
     ok: bool
     probe: bool = False
     refused_because: str = ""  # open, rate_limited, rate, quota, probing
+    call_id: str = ""  # names the call among the provider's calls in flight
 
 
 def reserve(provider: Provider, *, at: float, recipients: int = 1) -> Grant:
-    """Take quota (and the probe token of a half-open circuit) before calling the provider."""
+    """Take quota (and the probe token of a half-open circuit) before calling the provider, and
+    count the call in flight until its outcome is recorded."""
+    call_id = uuid.uuid4().hex[:16]
     ok, detail = _script(RESERVE)(
         keys=[
             _key(provider.pk),
             _key(provider.pk, "quota", quota_day(provider.quota_reset_tz, at)),
             _key(provider.pk, "rate", int(at)),
             _key(provider.pk, "probe"),
+            _key(provider.pk, "inflight"),
         ],
         args=[
             at,
@@ -151,10 +166,11 @@ def reserve(provider: Provider, *, at: float, recipients: int = 1) -> Grant:
             provider.max_per_second if provider.max_per_second is not None else -1,
             settings.GPMAS_PROBE_TIMEOUT_SECONDS,
             QUOTA_KEY_TTL,
+            call_id,
         ],
     )
     if ok:
-        return Grant(ok=True, probe=bool(detail))
+        return Grant(ok=True, probe=bool(detail), call_id=call_id)
     return Grant(ok=False, refused_because=detail.decode())
 
 
@@ -198,9 +214,15 @@ def outcome_call(
     probe: bool = False,
     retry_after: float | None = None,
     error: str = "",
+    call_id: str = "",
+    seconds_per_message: float | None = None,
+    slow: bool = False,
 ) -> OutcomeCall:
+    """The outcome script's call for one provider call: ``call_id`` leaves the calls in flight,
+    ``seconds_per_message`` feeds the latency estimate, ``slow`` (past the latency ceiling)
+    makes a success a soft failure."""
     block_for = retry_after if retry_after is not None else settings.GPMAS_RATE_LIMIT_SECONDS
-    keys = [_key(provider.pk), _key(provider.pk, "probe")]
+    keys = [_key(provider.pk), _key(provider.pk, "probe"), _key(provider.pk, "inflight")]
     args = [
         at,
         outcome,
@@ -211,6 +233,10 @@ def outcome_call(
         max(0.0, block_for),
         "1" if probe else "0",
         error[:300],
+        call_id,
+        -1 if seconds_per_message is None else max(0.0, seconds_per_message),
+        settings.GPMAS_LATENCY_DECAY_SECONDS,
+        "1" if slow else "0",
     ]
     return keys, args
 
@@ -245,6 +271,7 @@ def _execute(pipe, deferred: DeferredWrites, also: DeferredWrites | None = None)
 
 
 def reset(provider: Provider) -> None:
-    """Forget the provider's penalty, circuit and rate-limit block (the quota count stays)."""
+    """Forget the provider's penalty, circuit, rate-limit block, latency and calls in flight
+    (the quota count stays)."""
     client = project_redis.client()
-    client.delete(_key(provider.pk), _key(provider.pk, "probe"))
+    client.delete(_key(provider.pk), _key(provider.pk, "probe"), _key(provider.pk, "inflight"))

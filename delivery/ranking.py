@@ -1,11 +1,19 @@
-"""Which providers to try for a message, in which order (DESIGN.md §6, Selection).
+"""Which providers to try for a message, in which order (docs/ranking.md, "Selection").
 
-Candidates are enabled providers whose circuit is not open, that are not blocked by a rate limit,
-that have quota left, and (when half-open) whose probe slot is free. A half-open provider comes
-first: the next message is its probe. The others are ordered by a weighted random draw on
-``weight * (1 - penalty / OPEN_THRESHOLD)``, so healthy providers share traffic in proportion to
-their weights and a recovering provider's share grows as its penalty decays. Standby providers
-(weight 0) come last. When nothing can take a message, ``retry_at`` says when something can.
+Candidates are the providers that can take a message now (``delivery.availability``). A
+half-open provider comes first: the next message is its probe. The others are ordered by a
+weighted random draw on their score, ``weight * health * speed``:
+
+- health, ``1 - penalty / OPEN_THRESHOLD``: a recovering provider's share grows back as its
+  penalty decays;
+- speed: each provider's expected cost is its latency (seconds per message, a peak EWMA) times
+  its calls in flight plus one. Providers within ``LATENCY_TOLERANCE`` of the cheapest count as
+  equally fast, so healthy providers share traffic by their weights; beyond it a provider's
+  speed falls with the square of how much slower it is (its messages both take longer and
+  hold a slot longer), down to ``MIN_SPEED``, a trickle that shows when it is fast again.
+
+Standby providers (weight 0) come last. When nothing can take a message, ``retry_at`` says
+when something can.
 """
 
 from __future__ import annotations
@@ -32,8 +40,34 @@ class Selection:
     retry_at: dt.datetime | None = None  # when nothing can take the message now
 
 
-def score(provider: Provider, view: ProviderView) -> float:
-    return provider.weight * max(0.0, 1 - view.penalty / settings.GPMAS_OPEN_THRESHOLD)
+LATENCY_TOLERANCE = 2.0
+MIN_SPEED = 0.01
+LATENCY_FLOOR_SECONDS = 0.001  # below this, latency differences are noise
+
+
+def score(provider: Provider, view: ProviderView, speed: float = 1.0) -> float:
+    health = max(0.0, 1 - view.penalty / settings.GPMAS_OPEN_THRESHOLD)
+    return provider.weight * health * speed
+
+
+def expected_cost(view: ProviderView) -> float | None:
+    """Seconds a message sent now can expect to take; None before the provider's first call."""
+    if view.latency is None:
+        return None
+    return max(view.latency, LATENCY_FLOOR_SECONDS) * (view.in_flight + 1)
+
+
+def speeds(providers: Sequence[Provider], views: dict[int, ProviderView]) -> dict[int, float]:
+    """Each provider's speed factor against the cheapest of ``providers`` (see the module)."""
+    costs = {p.pk: expected_cost(views[p.pk]) for p in providers}
+    known = [cost for cost in costs.values() if cost is not None]
+    if not known:
+        return dict.fromkeys(costs, 1.0)
+    allowed = LATENCY_TOLERANCE * min(known)
+    return {
+        pk: 1.0 if cost is None or cost <= allowed else max(MIN_SPEED, (allowed / cost) ** 2)
+        for pk, cost in costs.items()
+    }
 
 
 def order(
@@ -54,14 +88,22 @@ def order(
         elif can.probe:
             probes.append(provider)
         elif provider.weight > 0:
-            # Efraimidis-Spirakis: sorting by u ** (1 / score) is a weighted draw without
-            # replacement, so each provider comes first with probability score / sum(scores).
-            weighted.append((rng() ** (1 / max(score(provider, view), 1e-9)), provider))
+            weighted.append(provider)
         else:
             standby.append((view.penalty, provider.name, provider))
-    ordered = probes + [p for _, p in sorted(weighted, key=lambda item: -item[0])]
+    ordered = probes + weighted_draw(weighted, views, rng)
     ordered += [p for *_, p in sorted(standby, key=lambda item: item[:2])]
     return ordered, (min(waits) if waits else None)
+
+
+def weighted_draw(
+    providers: list[Provider], views: dict[int, ProviderView], rng: Callable[[], float]
+) -> list[Provider]:
+    """Efraimidis-Spirakis: sorting by u ** (1 / score) is a weighted draw without replacement,
+    so each provider comes first with probability score / sum(scores)."""
+    speed = speeds(providers, views)
+    keys = {p.pk: rng() ** (1 / max(score(p, views[p.pk], speed[p.pk]), 1e-9)) for p in providers}
+    return sorted(providers, key=lambda p: -keys[p.pk])
 
 
 def select(

@@ -46,7 +46,7 @@ def _close_old_database_connections(sender=None, **kwargs) -> None:
 @worker_process_shutdown.connect
 def _close_provider_connections(**kwargs) -> None:
     # Adapters keep their connections between batches; say goodbye (SMTP QUIT) on the way out.
-    from delivery.sending import close_adapters
+    from delivery.connections import close_adapters
 
     close_adapters()
 

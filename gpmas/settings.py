@@ -18,6 +18,7 @@ from gpmas.env import (
     env_redis_url,
     env_str,
 )
+from gpmas.time_budget import SendTimes, batch_deadline
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("GPMAS_DATA_DIR", str(BASE_DIR / "data")))
@@ -183,6 +184,14 @@ GPMAS_PROBE_TIMEOUT_SECONDS = env_int(
     int(GPMAS_PROVIDER_CONNECT_TIMEOUT + GPMAS_PROVIDER_READ_TIMEOUT) + 5,
     minimum=1,
 )
+# Latency in the ranking (docs/ranking.md, "Latency"): how fast the estimate forgets a slow spell,
+# and the call duration past which a success counts as a soft failure.
+GPMAS_LATENCY_DECAY_SECONDS = env_float("GPMAS_LATENCY_DECAY_SECONDS", 10.0, minimum=0.1)
+GPMAS_LATENCY_CEILING_SECONDS = env_float(
+    "GPMAS_LATENCY_CEILING_SECONDS", GPMAS_PROVIDER_READ_TIMEOUT / 2, minimum=0.01
+)
+# Provider calls one worker process keeps in flight at once (a slow call takes one slot).
+GPMAS_CALLS_IN_FLIGHT = env_int("GPMAS_CALLS_IN_FLIGHT", 4, minimum=1)
 
 # --- Celery (DESIGN.md §7, REFERENCE.md "Celery on Redis") ------------------------------------
 CELERY_BROKER_URL = env_redis_url("CELERY_BROKER_URL", REDIS_URL)
@@ -214,10 +223,22 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # Keep the broker's keys inside our prefix too (one place to look, one prefix to clean up).
     "global_keyprefix": f"{REDIS_KEY_PREFIX}:celery:",
 }
-if CELERY_TASK_TIME_LIMIT >= GPMAS_JOB_LEASE_SECONDS:
-    raise ConfigError("CELERY_TASK_TIME_LIMIT", "must be below GPMAS_JOB_LEASE_SECONDS")
-if GPMAS_JOB_LEASE_SECONDS >= CELERY_VISIBILITY_TIMEOUT:
-    raise ConfigError("GPMAS_JOB_LEASE_SECONDS", "must be below CELERY_VISIBILITY_TIMEOUT")
+# Seconds after its claim past which a batch starts no provider call: derived from the time
+# limits and the provider timeouts, which are checked together here (gpmas/time_budget.py).
+GPMAS_BATCH_DEADLINE_SECONDS = batch_deadline(
+    SendTimes(
+        lease=GPMAS_JOB_LEASE_SECONDS,
+        time_limit=CELERY_TASK_TIME_LIMIT,
+        soft_time_limit=CELERY_TASK_SOFT_TIME_LIMIT,
+        visibility_timeout=CELERY_VISIBILITY_TIMEOUT,
+        connect_timeout=GPMAS_PROVIDER_CONNECT_TIMEOUT,
+        read_timeout=GPMAS_PROVIDER_READ_TIMEOUT,
+        probe_timeout=GPMAS_PROBE_TIMEOUT_SECONDS,
+        latency_ceiling=GPMAS_LATENCY_CEILING_SECONDS,
+        calls_in_flight=GPMAS_CALLS_IN_FLIGHT,
+        batch_size=GPMAS_DRAIN_BATCH_SIZE,
+    )
+)
 CELERY_BEAT_SCHEDULE = {
     "drain-outbox": {
         "task": "gpmas.delivery.drain",

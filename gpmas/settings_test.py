@@ -14,6 +14,16 @@ from pathlib import Path
 
 RUN_ID = os.environ.setdefault("GPMAS_TEST_RUN_ID", uuid.uuid4().hex[:8])
 os.environ.setdefault("DEBUG", "1")
+# Short timings so retry, timeout and lease behaviour is observable within a test. Set in the
+# environment, so the settings derived from them (the batch deadline, the latency ceiling, the
+# probe timeout) agree, and worker processes the tests start inherit them.
+for _name, _value in {
+    "GPMAS_BACKOFF_BASE_SECONDS": "0.2",
+    "GPMAS_BACKOFF_CAP_SECONDS": "2",
+    "GPMAS_PROVIDER_CONNECT_TIMEOUT": "2",
+    "GPMAS_PROVIDER_READ_TIMEOUT": "3",
+}.items():
+    os.environ.setdefault(_name, _value)
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-" + "x" * 40)
 os.environ.setdefault("GPMAS_REDIS_PREFIX", f"gpmas-test-{RUN_ID}")
 _SCRATCH = Path(tempfile.gettempdir()) / f"gpmas-test-{RUN_ID}"
@@ -39,9 +49,3 @@ else:
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SECURE_SSL_REDIRECT = False
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
-
-# Short timings so retry and lease behaviour is observable within a test.
-GPMAS_BACKOFF_BASE_SECONDS = 0.2
-GPMAS_BACKOFF_CAP_SECONDS = 2.0
-GPMAS_PROVIDER_CONNECT_TIMEOUT = 2.0
-GPMAS_PROVIDER_READ_TIMEOUT = 3.0

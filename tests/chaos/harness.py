@@ -47,7 +47,10 @@ LEASE_SECONDS = 8
 # (time limit < lease < visibility timeout).
 STACK_ENV = {
     "GPMAS_JOB_LEASE_SECONDS": str(LEASE_SECONDS),
-    "CELERY_TASK_TIME_LIMIT": "6",
+    # Soft limit 5 s (4/5 of it): room for a 3 s call started by a batch's 1 s deadline.
+    "CELERY_TASK_TIME_LIMIT": "7",
+    "GPMAS_PROVIDER_CONNECT_TIMEOUT": "1",
+    "GPMAS_PROVIDER_READ_TIMEOUT": "2",
     "GPMAS_DRAIN_INTERVAL_SECONDS": "1",
     # A job stamped by a drain whose message never ran (a killed worker's prefetch, a broker
     # that lost it) is published again after this; 60 s in production.

@@ -47,7 +47,10 @@ def halt_after(monkeypatch, cls, method: str, *, calls_before_halt: int = 1) -> 
     monkeypatch.setattr(cls, method, call)
 
 
-def test_a_halt_after_a_call_stops_the_rest_of_the_batch(sendgrid, clean_sandbox, monkeypatch):
+def test_a_halt_after_a_call_stops_the_rest_of_the_batch(
+    sendgrid, clean_sandbox, monkeypatch, settings
+):
+    settings.GPMAS_CALLS_IN_FLIGHT = 1  # one call at a time: the order is the test's
     halt_after(monkeypatch, SendGridAdapter, "send")
     jobs = [new_job(ics=ICS) for _ in range(5)]  # not batchable: one call each
 
@@ -60,8 +63,9 @@ def test_a_halt_after_a_call_stops_the_rest_of_the_batch(sendgrid, clean_sandbox
 
 
 def test_a_halt_after_a_batch_call_stops_the_next_batch_and_the_singles(
-    sendgrid, clean_sandbox, monkeypatch
+    sendgrid, clean_sandbox, monkeypatch, settings
 ):
+    settings.GPMAS_CALLS_IN_FLIGHT = 1  # one call at a time: the order is the test's
     halt_after(monkeypatch, SendGridAdapter, "send_batch")
     first = [new_job() for _ in range(3)]
     second = [new_job(from_email=OTHER_SENDER) for _ in range(3)]
@@ -75,7 +79,7 @@ def test_a_halt_after_a_batch_call_stops_the_next_batch_and_the_singles(
 
 
 def test_a_batch_past_half_the_lease_puts_the_untried_jobs_back(sendgrid, clean_sandbox, settings):
-    settings.GPMAS_JOB_LEASE_SECONDS = 0  # the deadline has passed as soon as the claim is made
+    settings.GPMAS_BATCH_DEADLINE_SECONDS = 0  # passed as soon as the claim is made
     jobs = [new_job(ics=ICS) for _ in range(3)]
 
     _, window = timed_send(ids(jobs))
@@ -85,7 +89,8 @@ def test_a_batch_past_half_the_lease_puts_the_untried_jobs_back(sendgrid, clean_
 
 
 def test_a_slow_batch_call_leaves_no_time_for_the_singles(sendgrid, clean_sandbox, settings):
-    settings.GPMAS_JOB_LEASE_SECONDS = 0.6  # the send path stops 0.3 s after the claim
+    settings.GPMAS_CALLS_IN_FLIGHT = 1  # one call at a time: the order is the test's
+    settings.GPMAS_BATCH_DEADLINE_SECONDS = 0.3  # no call starts later than 0.3 s after the claim
     clean_sandbox.faults.set("sendgrid", Fault(latency_ms=400))
     batched = [new_job() for _ in range(3)]
     alone = [new_job(ics=ICS) for _ in range(2)]
@@ -98,7 +103,8 @@ def test_a_slow_batch_call_leaves_no_time_for_the_singles(sendgrid, clean_sandbo
 
 
 def test_a_slow_batch_call_leaves_no_time_for_the_next_batch(sendgrid, clean_sandbox, settings):
-    settings.GPMAS_JOB_LEASE_SECONDS = 0.6
+    settings.GPMAS_CALLS_IN_FLIGHT = 1  # one call at a time: the order is the test's
+    settings.GPMAS_BATCH_DEADLINE_SECONDS = 0.3
     clean_sandbox.faults.set("sendgrid", Fault(latency_ms=400))
     first = [new_job() for _ in range(3)]
     second = [new_job(from_email=OTHER_SENDER) for _ in range(3)]

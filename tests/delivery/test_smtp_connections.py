@@ -1,4 +1,6 @@
-"""SMTP connections outlive a batch: one session across batches, checked after idling."""
+"""SMTP connections outlive a batch: one session per call slot, kept across batches, checked
+after idling. With one slot the call runs on the worker's own thread, whose adapter the tests
+can look at; with several, each slot's thread has a session of its own."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from delivery import connections
 from delivery.models import DeliveryAttempt, EmailJob
 from delivery.providers import smtp as smtp_adapter
 from delivery.sending import jobs_send
+from sandbox import Fault
 from tests.delivery.sendpath import copies_of, ids, new_job, outcomes
 
 pytestmark = pytest.mark.django_db
@@ -18,6 +21,11 @@ Status = EmailJob.Status
 
 
 # --- SMTP: one connection across batches -----------------------------------------------------
+
+
+@pytest.fixture
+def one_slot(settings):
+    settings.GPMAS_CALLS_IN_FLIGHT = 1
 
 
 @pytest.fixture
@@ -38,7 +46,7 @@ def smtp_sessions(monkeypatch) -> dict[str, int]:
     return counts
 
 
-def test_smtp_keeps_one_connection_across_batches(smtp, clean_sandbox, smtp_sessions):
+def test_smtp_keeps_one_connection_across_batches(smtp, clean_sandbox, smtp_sessions, one_slot):
     first, second = [new_job() for _ in range(2)], [new_job() for _ in range(2)]
 
     assert set(jobs_send(job_ids=ids(first)).values()) == {Status.SENT}
@@ -50,7 +58,9 @@ def test_smtp_keeps_one_connection_across_batches(smtp, clean_sandbox, smtp_sess
     assert len(clean_sandbox.inbox.messages("smtp")) == 4
 
 
-def test_an_idle_connection_that_still_answers_noop_is_reused(smtp, clean_sandbox, smtp_sessions):
+def test_an_idle_connection_that_still_answers_noop_is_reused(
+    smtp, clean_sandbox, smtp_sessions, one_slot
+):
     jobs_send(job_ids=[new_job().pk])
     adapter = connections.adapter_for(smtp)
     held = adapter.connection
@@ -64,7 +74,7 @@ def test_an_idle_connection_that_still_answers_noop_is_reused(smtp, clean_sandbo
 
 @pytest.mark.parametrize("how", ["closed", "shut down"])
 def test_a_dead_idle_connection_is_reopened_before_it_carries_a_message(
-    smtp, clean_sandbox, smtp_sessions, how
+    smtp, clean_sandbox, smtp_sessions, one_slot, how
 ):
     jobs_send(job_ids=[new_job().pk])
     adapter = connections.adapter_for(smtp)
@@ -83,3 +93,34 @@ def test_a_dead_idle_connection_is_reopened_before_it_carries_a_message(
     assert outcomes(job) == [("smtp", "accepted")]
     assert not DeliveryAttempt.objects.filter(outcome="unknown").exists()
     assert len(copies_of(clean_sandbox, job)) == 1
+
+
+def test_each_call_slot_keeps_its_own_session_across_batches(
+    smtp, clean_sandbox, smtp_sessions, settings
+):
+    settings.GPMAS_CALLS_IN_FLIGHT = 4
+    clean_sandbox.faults.set("smtp", Fault(latency_ms=50))  # long enough to fill every slot
+    for _ in range(3):
+        batch = [new_job() for _ in range(8)]
+        assert set(jobs_send(job_ids=ids(batch)).values()) == {Status.SENT}
+
+    assert 1 < smtp_sessions["connects"] <= 4  # one per slot, then reused
+    assert smtp_sessions["logins"] == smtp_sessions["connects"]
+    assert len(clean_sandbox.inbox.messages("smtp")) == 24
+
+
+def test_a_worker_process_shutting_down_says_goodbye_on_every_slots_session(
+    smtp, clean_sandbox, smtp_sessions, settings, monkeypatch
+):
+    from gpmas.celery import _close_provider_connections
+
+    quits = []
+    real_quit = smtplib.SMTP.quit
+    monkeypatch.setattr(smtplib.SMTP, "quit", lambda self: quits.append(self) or real_quit(self))
+    settings.GPMAS_CALLS_IN_FLIGHT = 4
+    clean_sandbox.faults.set("smtp", Fault(latency_ms=50))
+    assert set(jobs_send(job_ids=ids([new_job() for _ in range(8)])).values()) == {Status.SENT}
+
+    _close_provider_connections()  # Celery's worker_process_shutdown signal
+
+    assert len(quits) == smtp_sessions["connects"] > 1

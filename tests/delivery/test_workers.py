@@ -29,7 +29,12 @@ def start_worker(tmp_path, providers):
     workers = []
 
     def start(name: str, concurrency: int = 1) -> CeleryWorker:
-        limits = {"GPMAS_JOB_LEASE_SECONDS": LEASE, "CELERY_TASK_TIME_LIMIT": "5"}
+        limits = {
+            "GPMAS_JOB_LEASE_SECONDS": LEASE,
+            "CELERY_TASK_TIME_LIMIT": "5",  # soft limit 4 s: room for a 2 s call and a 1 s batch
+            "GPMAS_PROVIDER_CONNECT_TIMEOUT": "1",
+            "GPMAS_PROVIDER_READ_TIMEOUT": "1",
+        }
         worker = CeleryWorker(name, tmp_path, concurrency=concurrency, **limits)
         workers.append(worker)
         return worker.start()
