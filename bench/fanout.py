@@ -23,14 +23,12 @@ import smtplib
 import time
 from email.message import EmailMessage
 
+from bench.processes import sandbox_cpu_seconds, start_beat, start_workers
 from bench.stack import (
     configure_sandbox_providers,
     machine_cpu_seconds,
-    sandbox_cpu_seconds,
     sandbox_reset,
     sandbox_stats,
-    start_beat,
-    start_workers,
     wait_until,
 )
 

@@ -1,6 +1,6 @@
 """Benchmark 4, provider selection: its Redis round trips and time, as a share of one send.
 
-Needs the sandbox running (``stack.start_sandbox()``); the four sandbox provider rows are
+Needs the sandbox running (``processes.start_sandbox()``); the four sandbox provider rows are
 configured here. Two parts, both in this process:
 
 - Selection alone: ``delivery.ranking.select()`` with the four sandbox providers enabled (as the

@@ -15,14 +15,8 @@ import time
 import psutil
 
 from bench.fanout import FROM_EMAIL, _only_provider, draft
-from bench.stack import (
-    configure_sandbox_providers,
-    sandbox_reset,
-    sandbox_stats,
-    start_beat,
-    start_workers,
-    wait_until,
-)
+from bench.processes import start_beat, start_workers
+from bench.stack import configure_sandbox_providers, sandbox_reset, sandbox_stats, wait_until
 
 ENQUEUE_CHUNK = 10_000
 
