@@ -33,8 +33,8 @@ import queue
 import threading
 import time
 
-from bench.bulk_invite import delete_since, new_event, new_organizer, next_job_id
 from bench.contention_checks import describe, invariants, summary
+from bench.rows import delete_since, new_event, new_organizer, next_job_id
 
 BARRIER_TIMEOUT = 120
 

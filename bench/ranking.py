@@ -26,9 +26,10 @@ import inspect
 import time
 from contextlib import contextmanager
 
-from bench.bulk_invite import next_job_id, statement_kinds
+from bench.bulk_invite import statement_kinds
 from bench.fanout import FROM_EMAIL, draft
 from bench.instruments import RedisCalls, StageTimes, micro, sql_queries
+from bench.rows import next_job_id
 from bench.stack import configure_sandbox_providers, sandbox_reset, sandbox_stats
 
 SINKS = ("smtp", "sendgrid")
