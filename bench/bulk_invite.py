@@ -28,47 +28,14 @@ import re
 import resource
 import time
 import tracemalloc
-import uuid
 import warnings
 from collections import Counter
+
+from bench.rows import delete_since, new_event, new_organizer, next_job_id
 
 SIZES = (100, 1000, 10_000)
 _HIDDEN_GUESTS = re.compile(r'<input type="hidden" name="guests" value="([^"]*)">')
 _TABLE = re.compile(r'(?:\bINTO|\bFROM|^UPDATE)\s+"(\w+)"', re.I)
-
-
-# --- Shared with bench.contention -------------------------------------------------------------
-def new_organizer(label: str):
-    from django.contrib.auth import get_user_model
-
-    name = f"bench-{label}-{uuid.uuid4().hex[:6]}"
-    return get_user_model().objects.create_user(name, f"{name}@example.com", uuid.uuid4().hex)
-
-
-def new_event(organizer, *, guests=(), **overrides):
-    """An event ten days ahead, created through the service (with ``guests`` invited)."""
-    from events.services import event_create
-    from tests.events.factories import event_fields
-
-    fields = event_fields(title="The benchmark dinner", **overrides)
-    event, _ = event_create(organizer=organizer, fields=fields, guests=guests)
-    return event
-
-
-def delete_since(organizer, first_job_id: int) -> None:
-    """Remove what a measurement wrote: the organizer (and with it events and invitations) and
-    every email job from ``first_job_id`` on, so no queued job is left for a later drain."""
-    from delivery.models import EmailJob
-
-    organizer.delete()
-    EmailJob.objects.filter(pk__gte=first_job_id).delete()
-
-
-def next_job_id() -> int:
-    from delivery.models import EmailJob
-
-    last = EmailJob.objects.order_by("-pk").values_list("pk", flat=True).first()
-    return (last or 0) + 1
 
 
 # --- One size ---------------------------------------------------------------------------------
@@ -163,11 +130,34 @@ def captured_queries():
 
 
 def measure(count: int) -> dict:
-
-    first_job = next_job_id()
     text = pasted(count)
+    timed = timed_invitation(count, text)
+    preview_peak, peak = invitation_peaks(count, text)
+    seconds, queries = timed["seconds"], timed["queries"]
+    return {
+        "guests": count,
+        "seconds": seconds,
+        "guests_per_second": count / seconds,
+        "queries": len(queries),
+        "queries_per_1000_guests": len(queries) * 1000 / count,
+        "query_kinds": statement_kinds(queries),
+        "sql_seconds": sum(float(q["time"]) for q in queries),
+        "batches": math.ceil(count / batch_size()),
+        "peak_python_mib": peak / 2**20,
+        "rss_growth_mib": (timed["rss_after"] - timed["rss_before"]) / 2**20,
+        "max_rss_growth_mib": (timed["max_rss_after"] - timed["max_rss_before"]) / 2**20,
+        "rss_after_mib": timed["rss_after"] / 2**20,
+        "preview_seconds": timed["preview_seconds"],
+        "preview_queries": len(timed["preview_queries"]),
+        "preview_peak_python_mib": preview_peak / 2**20,
+        "check": timed["check"],
+    }
 
-    # The timed request (queries captured; no tracemalloc).
+
+def timed_invitation(count: int, text: str) -> dict:
+    """The timed request (queries captured; no tracemalloc): its seconds, queries and the process
+    RSS around it, the same for the preview before it, and the check of what it wrote."""
+    first_job = next_job_id()
     organizer = Organizer(f"invite{count}")
     gc.collect()
     with captured_queries() as preview_queries:
@@ -183,8 +173,22 @@ def measure(count: int) -> dict:
     rss_after, max_rss_after = rss(), max_rss()
     check = organizer.check(count)
     delete_since(organizer.user, first_job)
+    return {
+        "preview_seconds": preview_seconds,
+        "preview_queries": preview_queries,
+        "seconds": seconds,
+        "queries": queries,
+        "rss_before": rss_before,
+        "max_rss_before": max_rss_before,
+        "rss_after": rss_after,
+        "max_rss_after": max_rss_after,
+        "check": check,
+    }
 
-    # The same again into a fresh event, with tracemalloc on: memory only.
+
+def invitation_peaks(count: int, text: str) -> tuple[int, int]:
+    """The same again into a fresh event, with tracemalloc on: memory only. The peaks of Python
+    allocations during the preview and during the confirming request, in bytes."""
     first_job = next_job_id()
     organizer = Organizer(f"invite{count}m")
     gc.collect()
@@ -203,25 +207,7 @@ def measure(count: int) -> dict:
         tracemalloc.stop()
     organizer.check(count)
     delete_since(organizer.user, first_job)
-
-    return {
-        "guests": count,
-        "seconds": seconds,
-        "guests_per_second": count / seconds,
-        "queries": len(queries),
-        "queries_per_1000_guests": len(queries) * 1000 / count,
-        "query_kinds": statement_kinds(queries),
-        "sql_seconds": sum(float(q["time"]) for q in queries),
-        "batches": math.ceil(count / batch_size()),
-        "peak_python_mib": peak / 2**20,
-        "rss_growth_mib": (rss_after - rss_before) / 2**20,
-        "max_rss_growth_mib": (max_rss_after - max_rss_before) / 2**20,
-        "rss_after_mib": rss_after / 2**20,
-        "preview_seconds": preview_seconds,
-        "preview_queries": len(preview_queries),
-        "preview_peak_python_mib": preview_peak / 2**20,
-        "check": check,
-    }
+    return preview_peak, peak
 
 
 def batch_size() -> int:

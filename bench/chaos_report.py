@@ -36,7 +36,13 @@ def main() -> int:
     parser.add_argument("-k", default="", help="pytest -k expression (a subset of scenarios)")
     args = parser.parse_args()
     scale = args.scale or (LONG_SCALE if args.long else 1)
+    status, rows = run_suite(scale, args.k)
+    write_report(scale, status, rows)
+    return status
 
+
+def run_suite(scale: float, k: str) -> tuple[int, list[dict]]:
+    """pytest over tests/chaos at this scale: its exit status and the scenarios' report rows."""
     with tempfile.TemporaryDirectory() as scratch:
         rows_path = Path(scratch) / "chaos.jsonl"
         env = {
@@ -58,15 +64,19 @@ def main() -> int:
             "-q",
             f"--timeout={int(600 * scale)}",
         ]
-        if args.k:
-            command += ["-k", args.k]
+        if k:
+            command += ["-k", k]
         status = subprocess.call(command, cwd=ROOT, env=env)
         rows = (
             [json.loads(line) for line in rows_path.read_text().splitlines()]
             if (rows_path.exists())
             else []
         )
+    return status, rows
 
+
+def write_report(scale: float, status: int, rows: list[dict]) -> None:
+    """bench/results/chaos.json and chaos.md, and the table printed."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     meta = {
         "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -82,7 +92,6 @@ def main() -> int:
     )
     (RESULTS / "chaos.md").write_text(f"{heading}\n\n{table}\n")
     print(f"\n{heading}\n\n{table}\n\nwritten: {RESULTS / 'chaos.json'}, {RESULTS / 'chaos.md'}")
-    return status
 
 
 if __name__ == "__main__":

@@ -28,14 +28,13 @@ Baselines, with the same machinery:
 
 from __future__ import annotations
 
-import math
 import multiprocessing
 import queue
 import threading
 import time
-from collections import Counter
 
-from bench.bulk_invite import delete_since, new_event, new_organizer, next_job_id
+from bench.contention_checks import describe, invariants, summary
+from bench.rows import delete_since, new_event, new_organizer, next_job_id
 
 BARRIER_TIMEOUT = 120
 
@@ -166,105 +165,6 @@ def deal(tokens: list[str], count: int) -> list[list[str]]:
     return [share for share in (tokens[i::count] for i in range(count)) if share]
 
 
-# --- Figures and checks -----------------------------------------------------------------------
-def summary(records: list[tuple]) -> dict:
-    outcomes = Counter(record[1] for record in records)
-    started = min(record[3] for record in records)
-    seconds = max(record[4] for record in records) - started
-    latencies = sorted(record[4] - record[3] for record in records)
-
-    def percentile(p: float) -> float:
-        return latencies[min(len(latencies) - 1, math.ceil(p / 100 * len(latencies)) - 1)] * 1000
-
-    errors = {k: v for k, v in outcomes.items() if k not in ("accepted", "waitlisted")}
-    return {
-        "accepts": len(records),
-        "seconds": seconds,
-        "accepts_per_second": len(records) / seconds,
-        "outcomes": dict(outcomes),
-        "errors": sum(errors.values()),
-        "error_kinds": errors,
-        "latency_ms": {"p50": percentile(50), "p99": percentile(99), "max": latencies[-1] * 1000},
-    }
-
-
-def invariants(event, records: list[tuple], *, capacity: int | None) -> dict:
-    from django.conf import settings
-
-    from delivery.models import EmailJob
-    from events.models import Event
-    from invitations.models import Invitation
-    from invitations.services import seats_recount
-    from invitations.tokens import token_hash
-
-    invitations = Invitation.objects.filter(event=event)
-    total = invitations.count()
-    expect_accepted = total if capacity is None else min(capacity, total)
-    rsvps = Counter(invitations.values_list("rsvp", flat=True))
-    counter = Event.objects.get(pk=event.pk).seats_taken
-    recount = seats_recount(event)
-    versions = Counter(invitations.values_list("response_version", flat=True))
-    jobs = EmailJob.objects.filter(topic=event.topic)
-    kinds = Counter(jobs.values_list("kind", flat=True))
-    answer_jobs = jobs.filter(kind__in=["confirmation", "waitlist"])
-    per_guest = Counter(answer_jobs.values_list("to_email", flat=True))
-    linked = invitations.filter(answer_job__kind__in=["confirmation", "waitlist"]).count()
-    # The waitlist positions the guests were told, against the final order of the waitlist.
-    told = {record[0]: record[2] for record in records if record[1] == "waitlisted"}
-    told_positions = Counter(told.values())
-    pk_of = dict(invitations.values_list("token_hash", "pk"))
-    told_by_pk = {pk_of[token_hash(token)]: position for token, position in told.items()}
-    waitlist = invitations.filter(rsvp="waitlisted").order_by("waitlisted_at", "id")
-    final = enumerate(waitlist.values_list("pk", flat=True), start=1)
-    wrong = sum(1 for n, pk in final if told_by_pk.get(pk) != n)
-    checks = {
-        "accepted_seats": recount,
-        "seat_counter": counter,
-        "rsvps": dict(rsvps),
-        "response_versions": {str(k): v for k, v in versions.items()},
-        "email_jobs": dict(kinds),
-        "guests_with_one_answer_email": sum(1 for n in per_guest.values() if n == 1),
-        "guests_with_several_answer_emails": sum(1 for n in per_guest.values() if n > 1),
-        "invitations_linked_to_their_answer_email": linked,
-        "waitlist_positions_told_distinct": len(told_positions),
-        "waitlist_positions_told_twice_or_more": sum(1 for n in told_positions.values() if n > 1),
-        "waitlist_positions_told_differing_from_final_order": wrong,
-    }
-    checks["ok"] = (
-        recount == counter == expect_accepted
-        and rsvps == Counter(accepted=expect_accepted, waitlisted=total - expect_accepted)
-        and set(versions) == {1}
-        and len(per_guest) == total
-        and checks["guests_with_several_answer_emails"] == 0
-        and linked == total
-        and kinds["confirmation"] == expect_accepted
-        and kinds["waitlist"] == total - expect_accepted
-        # Reminders a day ahead of an event ten days away: one per accepted guest.
-        and kinds["reminder"] == (expect_accepted if settings.GPMAS_REMINDER_OFFSET_SECONDS else 0)
-    )
-    return checks
-
-
-def describe(name: str, result: dict) -> None:
-    outcomes = ", ".join(f"{n} {k}" for k, n in sorted(result["outcomes"].items()))
-    latency = result["latency_ms"]
-    print(
-        f"  {name:<28} {result['accepts_per_second']:7.1f} accepts/s  "
-        f"({result['seconds']:.2f} s; {outcomes}; latency p50 {latency['p50']:.0f} ms, "
-        f"p99 {latency['p99']:.0f} ms){'' if result['ok'] else '  CHECK FAILED'}",
-        flush=True,
-    )
-    checks = result.get("checks", {})
-    if checks.get("waitlist_positions_told_differing_from_final_order"):
-        print(
-            f"    waitlist positions told: "
-            f"{checks['waitlist_positions_told_differing_from_final_order']} differ from the "
-            f"final order, {checks['waitlist_positions_told_twice_or_more']} told to more than "
-            f"one guest",
-            flush=True,
-        )
-
-
 # --- The benchmark ----------------------------------------------------------------------------
 def run(
     guests_count: int = 500,
@@ -291,43 +191,58 @@ def run(
         f"({where})",
         flush=True,
     )
-
-    def fire_at(shares: list[list[str]]) -> list[tuple]:
-        warmups = new_event_tokens(organizer, processes, "warm") if processes else []
-        return fire(shares, processes=processes, warmups=warmups)
-
-    def measure(name: str, records: list[tuple], event, cap: int | None) -> dict:
-        result = summary(records)
-        result["checks"] = invariants(event, records, capacity=cap)
-        result["ok"] = result["checks"]["ok"] and result["errors"] == 0
-        results[name] = result
-        describe(name.replace("_", " "), result)
-        return result
-
     try:
         answer(new_event_tokens(organizer, 1, "warm")[0])  # this process, once
         # Contended: everyone at once on one event.
         event = new_event(organizer, guests=guests(guests_count, "c"), capacity=capacity)
-        measure("contended", fire_at(deal(tokens_of(event), concurrency)), event, capacity)
+        records = fire_at(organizer, processes, deal(tokens_of(event), concurrency))
+        measure(results, "contended", records, event, capacity)
         # Uncontended: one after another.
         for name, cap, tag in (
             ("sequential_same_mix", capacity, "s"),
             ("sequential_all_accepted", None, "u"),
         ):
             event = new_event(organizer, guests=guests(guests_count, tag), capacity=cap)
-            measure(name, fire([tokens_of(event)], processes=0, warmups=[]), event, cap)
+            records = fire([tokens_of(event)], processes=0, warmups=[])
+            measure(results, name, records, event, cap)
         # Parallel without contention: an event of its own per connection.
-        shares = [
-            new_event_tokens(organizer, len(share), f"p{n}-")
-            for n, share in enumerate(deal(list(range(guests_count)), concurrency))
-        ]
-        parallel = summary(fire_at(shares))
-        parallel["ok"] = parallel["outcomes"] == {"accepted": guests_count}
-        results["parallel_no_contention"] = parallel
-        describe("parallel, no contention", parallel)
+        parallel_no_contention(results, organizer, guests_count, concurrency, processes)
     finally:
         delete_since(organizer, first_job)
+    compare(results)
+    return results
 
+
+def fire_at(organizer, processes: int, shares: list[list[str]]) -> list[tuple]:
+    """Every share at once, from ``processes`` processes each warmed up on an event of its own."""
+    warmups = new_event_tokens(organizer, processes, "warm") if processes else []
+    return fire(shares, processes=processes, warmups=warmups)
+
+
+def measure(results: dict, name: str, records: list[tuple], event, cap: int | None) -> dict:
+    result = summary(records)
+    result["checks"] = invariants(event, records, capacity=cap)
+    result["ok"] = result["checks"]["ok"] and result["errors"] == 0
+    results[name] = result
+    describe(name.replace("_", " "), result)
+    return result
+
+
+def parallel_no_contention(
+    results: dict, organizer, guests_count: int, concurrency: int, processes: int
+) -> None:
+    shares = [
+        new_event_tokens(organizer, len(share), f"p{n}-")
+        for n, share in enumerate(deal(list(range(guests_count)), concurrency))
+    ]
+    parallel = summary(fire_at(organizer, processes, shares))
+    parallel["ok"] = parallel["outcomes"] == {"accepted": guests_count}
+    results["parallel_no_contention"] = parallel
+    describe("parallel, no contention", parallel)
+
+
+def compare(results: dict) -> None:
+    """The contended rate against each baseline, and whether every part passed its checks."""
     rate = results["contended"]["accepts_per_second"]
     for name in ("sequential_same_mix", "sequential_all_accepted", "parallel_no_contention"):
         results[f"ratio_to_{name}"] = rate / results[name]["accepts_per_second"]
@@ -347,7 +262,6 @@ def run(
         f"(parallel, no contention)",
         flush=True,
     )
-    return results
 
 
 def new_event_tokens(organizer, count: int, tag: str) -> list[str]:

@@ -1,6 +1,6 @@
 """Benchmark 4, provider selection: its Redis round trips and time, as a share of one send.
 
-Needs the sandbox running (``stack.start_sandbox()``); the four sandbox provider rows are
+Needs the sandbox running (``processes.start_sandbox()``); the four sandbox provider rows are
 configured here. Two parts, both in this process:
 
 - Selection alone: ``delivery.ranking.select()`` with the four sandbox providers enabled (as the
@@ -23,100 +23,19 @@ configured here. Two parts, both in this process:
 from __future__ import annotations
 
 import inspect
-import statistics
 import time
-from collections import Counter, defaultdict
 from contextlib import contextmanager
 
-from bench.bulk_invite import next_job_id, statement_kinds
+from bench.bulk_invite import statement_kinds
 from bench.fanout import FROM_EMAIL, draft
+from bench.instruments import RedisCalls, StageTimes, micro, sql_queries
+from bench.rows import next_job_id
 from bench.stack import configure_sandbox_providers, sandbox_reset, sandbox_stats
 
 SINKS = ("smtp", "sendgrid")
 WARMUP = 200
 COUNTED = 200
 COUNTED_SENDS = 40
-
-
-# --- Counting Redis round trips -----------------------------------------------------------------
-class RedisCalls:
-    """Redis traffic of this process while active: socket writes (each one request/response
-    round trip: a command, a whole pipeline, a health-check PING, a reconnect's handshake) and
-    the commands behind them by name (a pipeline as ``pipeline[HMGET,GET,...]``)."""
-
-    def __init__(self) -> None:
-        self.round_trips = 0
-        self.commands: Counter[str] = Counter()
-
-    @contextmanager
-    def active(self):
-        from redis.client import Pipeline, Redis
-        from redis.connection import AbstractConnection
-
-        real_send = AbstractConnection.send_packed_command
-        real_execute = Redis.execute_command
-        real_pipeline = Pipeline.execute
-        calls = self
-
-        def send_packed_command(connection, *args, **kwargs):
-            calls.round_trips += 1
-            return real_send(connection, *args, **kwargs)
-
-        def execute_command(client, *args, **options):
-            calls.commands[str(args[0]).upper()] += 1
-            return real_execute(client, *args, **options)
-
-        def execute(pipe, *args, **kwargs):
-            names = ",".join(_compress([str(c[0][0]).upper() for c in pipe.command_stack]))
-            calls.commands[f"pipeline[{names}]"] += 1
-            return real_pipeline(pipe, *args, **kwargs)
-
-        AbstractConnection.send_packed_command = send_packed_command
-        Redis.execute_command = execute_command
-        Pipeline.execute = execute
-        try:
-            yield self
-        finally:
-            AbstractConnection.send_packed_command = real_send
-            Redis.execute_command = real_execute
-            Pipeline.execute = real_pipeline
-
-
-def _compress(names: list[str]) -> list[str]:
-    """HMGET,GET,GET,HMGET,GET,GET -> 2x(HMGET,GET,GET) when the pattern repeats."""
-    for size in range(1, len(names) // 2 + 1):
-        if len(names) % size == 0 and names == names[:size] * (len(names) // size):
-            return (
-                [f"{len(names) // size}x({','.join(names[:size])})"]
-                if size > 1
-                else [f"{len(names)}x{names[0]}"]
-            )
-    return names
-
-
-@contextmanager
-def sql_queries():
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    queries: list[dict] = []
-    with CaptureQueriesContext(connection) as context:
-        yield queries
-    queries.extend(context.captured_queries)
-
-
-def micro(seconds: list[float]) -> dict:
-    ordered = sorted(seconds)
-
-    def at(p: float) -> float:
-        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1e6
-
-    return {
-        "mean_us": statistics.fmean(ordered) * 1e6,
-        "p50_us": at(50),
-        "p99_us": at(99),
-        "max_us": ordered[-1] * 1e6,
-    }
 
 
 # --- Providers --------------------------------------------------------------------------------
@@ -224,94 +143,6 @@ def selection(count: int) -> dict:
 
 
 # --- One send -----------------------------------------------------------------------------------
-class StageTimes:
-    """Time spent in each stage of the send path, by wrapping the functions it calls (only the
-    outermost call of a stage counts, should one stage's function call another's)."""
-
-    STAGES = (
-        ("halt check", "sending", "is_halted"),
-        ("halt check", "freshness", "is_halted"),
-        ("claim", "outbox", "claim_many"),
-        ("selection", "ranking", "select"),
-        ("quota reservation", "provider_state", "reserve"),
-        ("record sent (SQL)", "outbox", "record_accepted"),
-        ("record outcome (Redis)", "sending", "note_outcome"),
-    )
-
-    def __init__(self) -> None:
-        self.seconds: defaultdict[str, float] = defaultdict(float)
-        self.calls: Counter[str] = Counter()
-        self.depth: Counter[str] = Counter()
-        self.job_seconds: list[float] = []  # per job: ranking, provider calls, recording
-
-    def _wrap(self, stage: str, function):
-        def timed(*args, **kwargs):
-            if self.depth[stage]:
-                return function(*args, **kwargs)
-            self.depth[stage] += 1
-            started = time.perf_counter()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                self.seconds[stage] += time.perf_counter() - started
-                self.calls[stage] += 1
-                self.depth[stage] -= 1
-
-        return timed
-
-    @contextmanager
-    def active(self):
-        from delivery import calls, freshness, outbox, provider_state, ranking, sending
-
-        modules = {
-            "sending": sending,
-            "freshness": freshness,
-            "outbox": outbox,
-            "ranking": ranking,
-            "provider_state": provider_state,
-        }
-        saved = []
-        for stage, module_name, name in self.STAGES:
-            module = modules[module_name]
-            if hasattr(module, name):
-                saved.append((module, name, getattr(module, name)))
-                setattr(module, name, self._wrap(stage, getattr(module, name)))
-        real_adapter_for = calls.adapter_for
-        real_send_one = sending.BatchSend.send_one
-        stages = self
-
-        class TimedAdapter:
-            def __init__(self, adapter) -> None:
-                self.adapter = adapter
-
-            def send(self, message):
-                return stages._wrap("provider call", self.adapter.send)(message)
-
-            def send_batch(self, messages):
-                return stages._wrap("provider call", self.adapter.send_batch)(messages)
-
-            def __getattr__(self, name):  # max_batch, batch_key: the real adapter's
-                return getattr(self.adapter, name)
-
-        def send_one(*args, **kwargs):
-            started = time.perf_counter()
-            try:
-                return real_send_one(*args, **kwargs)
-            finally:
-                self.job_seconds.append(time.perf_counter() - started)
-
-        timed_adapter_for = lambda provider: TimedAdapter(real_adapter_for(provider))  # noqa: E731
-        calls.adapter_for = sending.adapter_for = timed_adapter_for
-        sending.BatchSend.send_one = send_one
-        try:
-            yield self
-        finally:
-            calls.adapter_for = sending.adapter_for = real_adapter_for
-            sending.BatchSend.send_one = real_send_one
-            for module, name, original in saved:
-                setattr(module, name, original)
-
-
 def drafts(count: int):
     from delivery.services import EmailDraft
 
@@ -334,18 +165,8 @@ def send(kind: str, count: int) -> dict:
     ids = list(EmailJob.objects.filter(pk__gte=first).order_by("pk").values_list("pk", flat=True))
     warm, counted, measured = ids[:warmup], ids[warmup : warmup + COUNTED_SENDS], ids[-count:]
     jobs_send(job_ids=warm)
-
-    calls = RedisCalls()
-    with calls.active(), sql_queries() as queries:
-        for start in range(0, len(counted), batch):
-            jobs_send(job_ids=counted[start : start + batch])
-
-    stages = StageTimes()
-    with stages.active():
-        started = time.perf_counter()
-        for start in range(0, len(measured), batch):
-            jobs_send(job_ids=measured[start : start + batch])
-        seconds = time.perf_counter() - started
+    calls, queries = counted_sends(counted, batch)
+    stages, seconds = timed_sends(measured, batch)
 
     jobs = EmailJob.objects.filter(pk__in=ids)
     sent = jobs.filter(status=EmailJob.Status.SENT).count()
@@ -360,6 +181,41 @@ def send(kind: str, count: int) -> dict:
         "seconds": seconds,
         "per_message_ms": per_message * 1000,
         "messages_per_second": count / seconds,
+        **stage_figures(stages, seconds, count),
+        **traffic_figures(calls, queries, len(counted)),
+        "check": f"{sent}/{len(ids)} sent, {attempts} attempts, {accepted} accepted by the sink",
+        "ok": sent == len(ids) == attempts == accepted,
+    }
+    report_send(kind, result)
+    return result
+
+
+def counted_sends(job_ids: list[int], batch: int) -> tuple[RedisCalls, list[dict]]:
+    """Send these jobs in batches with the Redis and SQL counters on."""
+    from delivery.sending import jobs_send
+
+    calls = RedisCalls()
+    with calls.active(), sql_queries() as queries:
+        for start in range(0, len(job_ids), batch):
+            jobs_send(job_ids=job_ids[start : start + batch])
+    return calls, queries
+
+
+def timed_sends(job_ids: list[int], batch: int) -> tuple[StageTimes, float]:
+    """Send these jobs in batches with the stages timed; the seconds all the batches took."""
+    from delivery.sending import jobs_send
+
+    stages = StageTimes()
+    with stages.active():
+        started = time.perf_counter()
+        for start in range(0, len(job_ids), batch):
+            jobs_send(job_ids=job_ids[start : start + batch])
+        seconds = time.perf_counter() - started
+    return stages, seconds
+
+
+def stage_figures(stages: StageTimes, seconds: float, count: int) -> dict:
+    return {
         "per_job_provider_phase_ms": {
             k.replace("_us", "_ms"): v / 1000 for k, v in micro(stages.job_seconds).items()
         }
@@ -371,15 +227,19 @@ def send(kind: str, count: int) -> dict:
         },
         "stage_calls_per_message": {stage: n / count for stage, n in stages.calls.items()},
         "selection_in_send_us": stages.seconds["selection"] * 1e6 / count,
-        "redis_round_trips_per_message": calls.round_trips / len(counted),
-        "redis_commands_per_message": {k: v / len(counted) for k, v in calls.commands.items()},
-        "sql_queries_per_message": len(queries) / len(counted),
-        "sql_query_kinds_per_message": {
-            k: v / len(counted) for k, v in statement_kinds(queries).items()
-        },
-        "check": f"{sent}/{len(ids)} sent, {attempts} attempts, {accepted} accepted by the sink",
-        "ok": sent == len(ids) == attempts == accepted,
     }
+
+
+def traffic_figures(calls: RedisCalls, queries: list[dict], count: int) -> dict:
+    return {
+        "redis_round_trips_per_message": calls.round_trips / count,
+        "redis_commands_per_message": {k: v / count for k, v in calls.commands.items()},
+        "sql_queries_per_message": len(queries) / count,
+        "sql_query_kinds_per_message": {k: v / count for k, v in statement_kinds(queries).items()},
+    }
+
+
+def report_send(kind: str, result: dict) -> None:
     print(
         f"  send to {kind:<8}: {result['per_message_ms']:.2f} ms per message "
         f"({result['messages_per_second']:.0f}/s, one process); "
@@ -391,7 +251,6 @@ def send(kind: str, count: int) -> dict:
         f"{stage} {ms:.3f}" for stage, ms in result["stages_ms_per_message"].items()
     )
     print(f"    ms per message: {stage_line}", flush=True)
-    return result
 
 
 # --- The benchmark ----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import stack  # noqa: E402 - after sys.path
+from bench import processes, stack  # noqa: E402 - after sys.path
 
 RESULTS = ROOT / "bench" / "results"
 BENCHMARKS = ("fanout", "bulk_invite", "contention", "ranking", "soak")
@@ -85,7 +85,7 @@ def main() -> int:
         "results": {},
     }
     print("machine: " + ", ".join(f"{k} {v}" for k, v in report["machine"].items()), flush=True)
-    sandbox = stack.start_sandbox()
+    sandbox = processes.start_sandbox()
     try:
         for name, title, call in plan(args):
             if name in args.names:

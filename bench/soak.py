@@ -15,14 +15,8 @@ import time
 import psutil
 
 from bench.fanout import FROM_EMAIL, _only_provider, draft
-from bench.stack import (
-    configure_sandbox_providers,
-    sandbox_reset,
-    sandbox_stats,
-    start_beat,
-    start_workers,
-    wait_until,
-)
+from bench.processes import start_beat, start_workers
+from bench.stack import configure_sandbox_providers, sandbox_reset, sandbox_stats, wait_until
 
 ENQUEUE_CHUNK = 10_000
 
@@ -34,10 +28,21 @@ def _rss_mib(pid: int) -> float:
 
 def run(count: int = 100_000) -> dict:
     from delivery.models import EmailJob
-    from delivery.services import EmailDraft, email_enqueue
-    from reliability.halt import system_halt, system_resume
 
     configure_sandbox_providers()
+    write_queue(count)
+    elapsed, samples = send_sampled(count)
+    result = figures(count, elapsed, samples)
+    EmailJob.objects.all().delete()
+    return result
+
+
+def write_queue(count: int) -> None:
+    """``count`` messages queued while sending is halted, for the SendGrid emulator alone."""
+    from delivery.models import EmailJob
+    from delivery.services import EmailDraft, email_enqueue
+    from reliability.halt import system_halt
+
     EmailJob.objects.all().delete()
     _only_provider("sendgrid")
     sandbox_reset()
@@ -47,6 +52,14 @@ def run(count: int = 100_000) -> dict:
             EmailDraft(kind="test", from_email=FROM_EMAIL, **draft(i))
             for i in range(start, min(count, start + ENQUEUE_CHUNK))
         )
+
+
+def send_sampled(count: int) -> tuple[float, list[tuple[int, float]]]:
+    """One worker and beat send the queue from the resume on, the worker's RSS sampled every
+    second: the seconds it took and the samples."""
+    from delivery.models import EmailJob
+    from reliability.halt import system_resume
+
     [worker] = start_workers(1)
     beat = start_beat()
     samples: list[tuple[int, float]] = []  # (messages sent, RSS MiB)
@@ -79,6 +92,12 @@ def run(count: int = 100_000) -> dict:
         stop.set()
         beat.stop()
         worker.stop()
+    return elapsed, samples
+
+
+def figures(count: int, elapsed: float, samples: list[tuple[int, float]]) -> dict:
+    """The worker's RSS at start, middle and end, printed and returned with the run's figures."""
+    from delivery.models import EmailJob
 
     def at(fraction: float) -> tuple[int, float]:
         return next(s for s in samples if s[0] >= fraction * count)
@@ -94,7 +113,7 @@ def run(count: int = 100_000) -> dict:
         f"(middle to end {growth:+.1f}); {accepted} accepted, {attempts} attempts",
         flush=True,
     )
-    result = {
+    return {
         "messages": count,
         "seconds": elapsed,
         "per_second": count / elapsed,
@@ -104,5 +123,3 @@ def run(count: int = 100_000) -> dict:
         "accepted": accepted,
         "attempts": attempts,
     }
-    EmailJob.objects.all().delete()
-    return result

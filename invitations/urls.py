@@ -1,15 +1,15 @@
 from django.urls import path
 
-from invitations import views
+from invitations import organizer_views, views
 
 EVENT = "events/<int:event_id>/"
 INVITATION = EVENT + "invitations/<int:invitation_id>/"
 
 urlpatterns = [
-    path(EVENT + "invite/", views.event_invite, name="event_invite"),
-    path(EVENT + "guests.csv", views.guests_csv, name="event_guests_csv"),
-    path(INVITATION + "resend/", views.invitation_resend, name="invitation_resend"),
-    path(INVITATION + "revoke/", views.invitation_revoke, name="invitation_revoke"),
+    path(EVENT + "invite/", organizer_views.event_invite, name="event_invite"),
+    path(EVENT + "guests.csv", organizer_views.guests_csv, name="event_guests_csv"),
+    path(INVITATION + "resend/", organizer_views.invitation_resend, name="invitation_resend"),
+    path(INVITATION + "revoke/", organizer_views.invitation_revoke, name="invitation_revoke"),
     # The guest's link: the token is the only credential, so these need no login.
     path("i/<str:token>/", views.guest_invitation, name="guest_invitation"),
     path("i/<str:token>/accept/", views.guest_accept, name="guest_accept"),

@@ -52,20 +52,16 @@ def deliver_all() -> None:
     dispatch.outbox_drain(publish=lambda ids: sending.jobs_send(job_ids=ids))
 
 
-def test_organizer_invites_and_a_guest_accepts_from_the_inbox(
-    chromium, live_server, settings, providers, clean_sandbox, organizer
-):
-    settings.GPMAS_SITE_URL = live_server.url
-    context = chromium.new_context()
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-
-    page.goto(f"{live_server.url}/login/")
-    page.get_by_label("Username").fill("olivia")
-    page.get_by_label("Password").fill("pw-olivia-1")
+def log_in(page, base_url: str, username: str, password: str) -> None:
+    page.goto(f"{base_url}/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
-    page.get_by_role("link", name="New event").click()
 
+
+def create_the_garden_party(page) -> str:
+    """From the organizer's page, through the new-event form; the event page's URL."""
+    page.get_by_role("link", name="New event").click()
     page.get_by_label("Title").fill("Garden party")
     page.get_by_label("Location").fill("Main Street 1")
     page.get_by_label("Time zone").select_option("Europe/Berlin")
@@ -75,7 +71,33 @@ def test_organizer_invites_and_a_guest_accepts_from_the_inbox(
     page.get_by_label("Plus-ones allowed per guest").fill("1")
     page.get_by_role("button", name="Create event").click()
     page.get_by_role("heading", name="Garden party").wait_for()
-    event_url = page.url
+    return page.url
+
+
+def open_the_invitation_from_the_inbox(context, inbox_url: str, email: str):
+    """The guest's page, opened (in a new tab) from the link in their invitation in the sandbox
+    inbox."""
+    inbox = context.new_page()
+    inbox.goto(inbox_url + "/")
+    inbox.locator("tr", has_text=email).get_by_role("link").click()
+    link = inbox.locator("pre a[href*='/i/']")
+    with context.expect_page() as opened:
+        link.click()
+    guest = opened.value
+    guest.wait_for_load_state()
+    return guest
+
+
+def test_organizer_invites_and_a_guest_accepts_from_the_inbox(
+    chromium, live_server, settings, providers, clean_sandbox, organizer
+):
+    settings.GPMAS_SITE_URL = live_server.url
+    context = chromium.new_context()
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+
+    log_in(page, live_server.url, "olivia", "pw-olivia-1")
+    event_url = create_the_garden_party(page)
 
     page.get_by_role("link", name="Invite guests").click()
     page.get_by_label("Guests").fill("Ann Lee <ann@example.com>\nbob@example.com, Bob")
@@ -88,14 +110,7 @@ def test_organizer_invites_and_a_guest_accepts_from_the_inbox(
     deliver_all()
     assert EmailJob.objects.filter(kind="invitation", status="sent").count() == 2
 
-    inbox = context.new_page()
-    inbox.goto(clean_sandbox.http_url + "/")
-    inbox.locator("tr", has_text="ann@example.com").get_by_role("link").click()
-    link = inbox.locator("pre a[href*='/i/']")
-    with context.expect_page() as opened:
-        link.click()
-    guest = opened.value
-    guest.wait_for_load_state()
+    guest = open_the_invitation_from_the_inbox(context, clean_sandbox.http_url, "ann@example.com")
     guest.get_by_role("heading", name="Garden party").wait_for()
     assert "18:00–23:00 CEST (Europe/Berlin)" in guest.content()
     guest.get_by_label("How many of you are coming?").select_option("2")

@@ -1,7 +1,8 @@
 """The invariants of DESIGN.md §9, measured after a chaos scenario.
 
 ``snapshot`` reads what happened from the database and from the emulators' capture; everything
-else is pure functions over that snapshot, so the figures can be checked without a stack.
+else is pure functions over that snapshot, so the figures can be checked without a stack. The
+snapshot's records and the report's row are in tests/chaos/records.py.
 
 Definitions (the report's columns):
 
@@ -25,103 +26,28 @@ Definitions (the report's columns):
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
 
 from django.db.models import Count
 
 from delivery.models import DeliveryAttempt, EmailJob
 from sandbox import Sandbox
-from tests.chaos.table import MARKDOWN_HEADER, markdown_row  # noqa: F401 - re-exported
-
-TERMINAL = {"sent", "failed", "cancelled"}
-WAITING = {"queued", "retrying"}
-CRASH_CAUSE = "crash after provider accepted, before commit"
-UNEXPLAINED = "unexplained"
-# A call the worker started just before a halt committed or a circuit opened reaches the emulator
-# a little later; the send path checks the switch, reserves, then calls (DESIGN.md §5).
-GRACE_SECONDS = 0.25
-
-
-@dataclass(frozen=True)
-class Job:
-    id: int
-    status: str
-    created_at: float
-    finished_at: float | None
-    next_attempt_at: float | None
-    lease_expires_at: float | None
-
-
-@dataclass(frozen=True)
-class Attempt:
-    job_id: int
-    provider: str  # provider kind, "" for a reconciled lease
-    started_at: float
-    outcome: str
-    error_code: str
-
-
-@dataclass(frozen=True)
-class Capture:
-    job_id: int
-    provider: str
-    received_at: float
-
-
-@dataclass
-class Snapshot:
-    jobs: list[Job]
-    attempts: list[Attempt]
-    captures: list[Capture]
-
-
-@dataclass
-class Duplicate:
-    job_id: int
-    copies: int
-    providers: list[str]
-    cause: str
-    unknown_attempts: list[str]  # error codes of the job's ``unknown`` attempts
-
-
-@dataclass
-class Report:
-    scenario: str
-    submitted: int
-    statuses: dict[str, int]
-    lost: int
-    duplicates: list[Duplicate]
-    stuck: int
-    recovery_p50: float | None
-    recovery_p99: float | None
-    recovery_max: float | None
-    overbookings: int = 0
-    double_acceptances: int = 0
-    calls_while_open: int | None = None
-    calls_while_halted: int | None = None
-    throughput: float = 0.0
-    duration_s: float = 0.0
-    extra: dict[str, object] = field(default_factory=dict)
-
-    @property
-    def unexplained_duplicates(self) -> int:
-        return sum(1 for d in self.duplicates if d.cause == UNEXPLAINED)
-
-    def to_dict(self) -> dict:
-        row = asdict(self)
-        row["unexplained_duplicates"] = self.unexplained_duplicates
-        return row
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict())
-
-    def markdown_row(self) -> str:
-        return markdown_row(self.to_dict())
-
+from tests.chaos.records import (
+    CRASH_CAUSE,
+    GRACE_SECONDS,
+    TERMINAL,
+    UNEXPLAINED,
+    WAITING,
+    Attempt,
+    Capture,
+    Duplicate,
+    Job,
+    Report,
+    Snapshot,
+)
+from tests.chaos.table import MARKDOWN_HEADER  # noqa: F401 - re-exported
 
 # --- Reading ------------------------------------------------------------------------------------
 

@@ -7,7 +7,8 @@ import pytest
 from sandbox import Fault, Sandbox
 from sandbox.faults import PROVIDERS
 from tests.chaos import checker
-from tests.chaos.harness import SCALE, CallLog, Stack, append_report, settle
+from tests.chaos.harness import SCALE, Stack, append_report, settle
+from tests.chaos.watches import CallLog
 
 
 @pytest.fixture

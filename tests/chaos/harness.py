@@ -9,7 +9,8 @@ provider state) lives on the stack's own server.
 
 The provider emulators are the ``sandbox`` fixture's, in threads of the test process; a
 ``CallLog`` timestamps every call they receive, so the checker can see calls made while the
-system was halted or a provider's circuit was open.
+system was halted or a provider's circuit was open (tests/chaos/watches.py, with the
+``CircuitWatch`` that sees the circuit open).
 """
 
 from __future__ import annotations
@@ -83,76 +84,6 @@ def enqueue_jobs(count: int, *, label: str = "chaos") -> list[int]:
         for i in range(count)
     )
     return list(EmailJob.objects.filter(id__gt=before).order_by("id").values_list("id", flat=True))
-
-
-class CallLog:
-    """Every call an emulator receives, with the time it arrived (epoch seconds)."""
-
-    def __init__(self, sandbox: Sandbox) -> None:
-        self.calls: list[tuple[str, float]] = []
-        self._lock = threading.Lock()
-        self._inbox = sandbox.inbox
-        self._original = sandbox.inbox.record_call
-
-    def _record(self, provider: str) -> int:
-        with self._lock:
-            self.calls.append((provider, time.time()))
-        return self._original(provider)
-
-    def __enter__(self) -> CallLog:
-        self._inbox.record_call = self._record  # an instance attribute shadows the method
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        del self._inbox.record_call
-
-    def between(self, start: float, end: float, provider: str | None = None) -> int:
-        with self._lock:
-            return sum(
-                1
-                for name, at in self.calls
-                if start < at < end and (provider is None or name == provider)
-            )
-
-
-class CircuitWatch:
-    """Samples one provider's circuit in the stack's Redis and keeps every open interval.
-
-    The state script stores ``open_until`` and ``times_opened``; the moment the circuit opened
-    follows from them (``open_until - min(max_open, base_open * 2**(times_opened - 1))``).
-    """
-
-    def __init__(self, client: redis.Redis, provider_id: int) -> None:
-        self.client = client
-        self.key = f"{settings.REDIS_KEY_PREFIX}:provider:{provider_id}"
-        self.base_open = float(STACK_ENV["GPMAS_BASE_OPEN_SECONDS"])
-        self.max_open = float(STACK_ENV["GPMAS_MAX_OPEN_SECONDS"])
-        self.intervals: set[tuple[float, float]] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.05):
-            try:
-                opened, until, times = self.client.hmget(
-                    self.key, "opened", "open_until", "times_opened"
-                )
-            except redis.RedisError:
-                continue
-            if opened == b"1" and until and times:
-                open_for = min(self.max_open, self.base_open * 2 ** (int(times) - 1))
-                self.intervals.add((float(until) - open_for, float(until)))
-
-    def __enter__(self) -> CircuitWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-    def open_windows(self) -> list[tuple[float, float]]:
-        return sorted(self.intervals)
 
 
 @dataclass

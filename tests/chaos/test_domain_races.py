@@ -27,22 +27,42 @@ from tests.processes import database_slots, wait_for
 pytestmark = [pytest.mark.postgres, pytest.mark.chaos, pytest.mark.django_db(transaction=True)]
 
 
-def test_deleting_an_event_while_its_invitations_are_sent_stops_every_queued_one(
-    start_stack, clean_sandbox, organizer
-):
-    slow_providers(clean_sandbox, 40)
-    stack = start_stack("delete-event")
+def event_with_its_first_invitations_sent(stack, organizer) -> Event:
+    """An event with its invitations being sent (the first ten are), and four guests who
+    answered: 3 accepted, 1 waitlisted, so each gets a cancellation notice."""
     event = make_event(organizer, guests=scaled(150), capacity=3)
     links = tokens(event)
     for i in range(4):  # 3 accepted, 1 waitlisted: each gets a cancellation notice
         invitation_accept(token=links[f"guest{i}@example.com"], party_size=1)
-    topic, notice_topic = event.topic, event.notice_topic
+    topic = event.topic
     stack.nudge()
     wait_for(
         lambda: EmailJob.objects.filter(topic=topic, status="sent").count() >= 10,
         timeout=60,
         message="the first invitations sent",
     )
+    return event
+
+
+def delivered_late(captured, topic: str, *, deleted_at: float, sending: set[int]) -> set[int]:
+    """A job of the event that reached a provider after the commit must have been sending then:
+    the jobs that were not."""
+    return {
+        c.job_id
+        for c in captured
+        if c.received_at > deleted_at + checker.GRACE_SECONDS
+        and c.job_id not in sending
+        and EmailJob.objects.filter(pk=c.job_id, topic=topic).exists()
+    }
+
+
+def test_deleting_an_event_while_its_invitations_are_sent_stops_every_queued_one(
+    start_stack, clean_sandbox, organizer
+):
+    slow_providers(clean_sandbox, 40)
+    stack = start_stack("delete-event")
+    event = event_with_its_first_invitations_sent(stack, organizer)
+    topic, notice_topic = event.topic, event.notice_topic
 
     deletion = event_delete(event=event)
     deleted_at = time.time()
@@ -66,14 +86,7 @@ def test_deleting_an_event_while_its_invitations_are_sent_stops_every_queued_one
     )
     captured = checker.snapshot(job_ids, clean_sandbox).captures
     delivered_cancelled = {c.job_id for c in captured} & cancelled
-    # A job of the event that reached a provider after the commit must have been sending then.
-    late = {
-        c.job_id
-        for c in captured
-        if c.received_at > deleted_at + checker.GRACE_SECONDS
-        and c.job_id not in sending_at_commit
-        and EmailJob.objects.filter(pk=c.job_id, topic=topic).exists()
-    }
+    late = delivered_late(captured, topic, deleted_at=deleted_at, sending=sending_at_commit)
     result.extra.update(cancelled_delivered=len(delivered_cancelled), queued_sent_after=len(late))
     assert deletion.cancelled_jobs == len(cancelled) > 0, "the deletion did not land mid-way"
     assert delivered_cancelled == set()

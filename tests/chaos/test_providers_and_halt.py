@@ -11,7 +11,8 @@ from delivery.models import EmailJob
 from reliability import halt
 from sandbox import Fault
 from tests.chaos.conftest import assert_targets, finish, slow_providers
-from tests.chaos.harness import SCALE, CircuitWatch, enqueue_jobs, scaled
+from tests.chaos.harness import SCALE, enqueue_jobs, scaled
+from tests.chaos.watches import CircuitWatch
 from tests.processes import wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.chaos, pytest.mark.django_db(transaction=True)]

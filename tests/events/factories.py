@@ -34,6 +34,25 @@ def event_fields(**overrides) -> EventFields:
     return EventFields(**values)
 
 
+def form_data(**overrides) -> dict:
+    """The event form as an organizer's browser posts it (next year's summer party)."""
+    year = timezone.now().year + 1
+    data = {
+        "title": "Summer party",
+        "description": "Bring a hat.",
+        "location": "Garden",
+        "timezone": "Europe/Berlin",
+        "starts_at": f"{year}-06-01T18:00",
+        "ends_at": f"{year}-06-01T23:30",
+        "capacity": "50",
+        "plus_ones_allowed": "1",
+        "rsvp_deadline": f"{year}-05-25T12:00",
+        "guests": "",
+    }
+    data.update(overrides)
+    return data
+
+
 def make_event(organizer, *, guests: int | list[str] = 0, **overrides) -> Event:
     emails = [f"guest{i}@example.com" for i in range(guests)] if isinstance(guests, int) else guests
     event, _ = event_create(

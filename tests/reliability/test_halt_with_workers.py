@@ -32,25 +32,34 @@ def broker_idle() -> bool:
     return client.llen(f"{prefix}celery") == 0 and client.hlen(f"{prefix}unacked") == 0
 
 
-def test_halt_during_a_stream_stops_every_call_and_resume_sends_everything(
-    tmp_path, providers, clean_sandbox
-):
+def one_message_per_call_slowly(sandbox) -> None:
     # One message per call: SendGrid's batch calls would send the whole stream before the halt.
     Provider.objects.filter(kind="sendgrid").update(enabled=False)
     for kind in ("ses", "mailgun", "smtp"):
-        clean_sandbox.faults.set(kind, Fault(latency_ms=30))
+        sandbox.faults.set(kind, Fault(latency_ms=30))
+
+
+def start_the_stream() -> None:
+    """JOBS emails queued and drained; returns once the workers have sent the first 60."""
+    email_enqueue(
+        EmailDraft(kind="test", to_email=f"g{i}@example.com", subject="S", text_body="b")
+        for i in range(JOBS)
+    )
+    drain_now()
+    wait_for(
+        lambda: EmailJob.objects.filter(status="sent").count() >= 60,
+        timeout=60,
+        message="the stream to be flowing",
+    )
+
+
+def test_halt_during_a_stream_stops_every_call_and_resume_sends_everything(
+    tmp_path, providers, clean_sandbox
+):
+    one_message_per_call_slowly(clean_sandbox)
     workers = [CeleryWorker(name, tmp_path, concurrency=2).start() for name in ("a", "b")]
     try:
-        email_enqueue(
-            EmailDraft(kind="test", to_email=f"g{i}@example.com", subject="S", text_body="b")
-            for i in range(JOBS)
-        )
-        drain_now()
-        wait_for(
-            lambda: EmailJob.objects.filter(status="sent").count() >= 60,
-            timeout=60,
-            message="the stream to be flowing",
-        )
+        start_the_stream()
 
         halt.system_halt(reason="test incident", source="test")  # committed on return
         halted_at = timezone.now()

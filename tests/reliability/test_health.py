@@ -7,7 +7,8 @@ from delivery import provider_state
 from delivery.models import Provider
 from gpmas import workers
 from reliability import halt
-from tests.processes import CeleryWorker, TcpProxy, WebServer, wait_for
+from tests.processes import CeleryWorker, WebServer, wait_for
+from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.django_db
 

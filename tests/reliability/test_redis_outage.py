@@ -35,6 +35,26 @@ def accept(web: WebServer, token: str) -> int:
         return answer.status_code
 
 
+def accept_before_during_and_after_the_outage(
+    web: WebServer, own: EmbeddedRedis, links: list[str]
+) -> dict[str, int]:
+    """Each guest's answer (HTTP status): the first 15 accept with Redis up, the next 15 with it
+    killed, the rest after its restart; a guest told "busy" tries once more."""
+    answers: dict[str, int] = {}
+    for token in links[:15]:
+        answers[token] = accept(web, token)
+    own.kill()  # kill -9: the broker, locks, rate limits and provider state are gone
+    for token in links[15:30]:
+        answers[token] = accept(web, token)
+    own.start()  # same port and directory: the AOF is replayed
+    for token in links[30:]:
+        answers[token] = accept(web, token)
+    busy = [token for token, status in answers.items() if status == 409]
+    for token in busy:  # "busy, try again": the guest tries again
+        answers[token] = accept(web, token)
+    return answers
+
+
 def test_redis_killed_and_restarted_loses_and_doubles_nothing(
     tmp_path, organizer, providers, clean_sandbox
 ):
@@ -49,19 +69,8 @@ def test_redis_killed_and_restarted_loses_and_doubles_nothing(
     web = WebServer(tmp_path, **env).start()
     processes = [CeleryWorker(n, tmp_path, **env).start() for n in ("a", "b")]
     processes.append(CeleryBeat(tmp_path, **env).start())
-    answers: dict[str, int] = {}
     try:
-        for token in links[:15]:
-            answers[token] = accept(web, token)
-        own.kill()  # kill -9: the broker, locks, rate limits and provider state are gone
-        for token in links[15:30]:
-            answers[token] = accept(web, token)
-        own.start()  # same port and directory: the AOF is replayed
-        for token in links[30:]:
-            answers[token] = accept(web, token)
-        busy = [token for token, status in answers.items() if status == 409]
-        for token in busy:  # "busy, try again": the guest tries again
-            answers[token] = accept(web, token)
+        answers = accept_before_during_and_after_the_outage(web, own, links)
 
         assert Counter(answers.values()) == {302: GUESTS}, Counter(answers.values())
         due_now = EmailJob.objects.exclude(kind="reminder")  # reminders wait for their day

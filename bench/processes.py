@@ -1,0 +1,130 @@
+"""The benchmark's child processes: the sandbox, Celery workers and beat, each with its output
+in a log file under the run's scratch directory (``bench.stack.SCRATCH``)."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from bench.stack import ROOT, RUN_ID, SCRATCH, wait_until
+
+
+class Process:
+    """A child process with its output in a log file under the run's scratch directory."""
+
+    def __init__(self, name: str, command: list[str], **env: str) -> None:
+        self.name = name
+        self.log_path = SCRATCH / f"{name}.log"
+        self._log = self.log_path.open("ab")
+        self.popen = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        atexit.register(self.stop)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def check_alive(self) -> None:
+        if self.popen.poll() is not None:
+            raise RuntimeError(f"{self.name} exited:\n{self.log()[-3000:]}")
+
+    def stop(self, timeout: float = 20) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        self._log.close()
+
+
+_sandbox: Process | None = None
+
+
+def start_sandbox() -> Process:
+    """The emulators in their own process, so their CPU is not the benchmark process's."""
+    global _sandbox
+    sandbox = _sandbox = Process("sandbox", [sys.executable, "manage.py", "sandbox", "run"])
+
+    def answering() -> bool:
+        sandbox.check_alive()
+        return "GPMAS sandbox running" in sandbox.log()
+
+    wait_until(answering, timeout=60, what="the sandbox")
+    return sandbox
+
+
+def sandbox_cpu_seconds() -> float | None:
+    """CPU time the sandbox process has used so far (all its threads), or None off Linux.
+
+    The SMTP sink answers on one thread (asyncio), so its CPU time per message bounds what any
+    client can get from it: 1 / (seconds per message) messages a second at one core.
+    """
+    try:
+        stat = Path(f"/proc/{_sandbox.popen.pid}/stat").read_text()
+    except (AttributeError, OSError):
+        return None
+    user, system = stat.rsplit(")", 1)[1].split()[11:13]  # utime, stime (fields 14 and 15)
+    return (int(user) + int(system)) / os.sysconf("SC_CLK_TCK")
+
+
+def start_workers(count: int, *, concurrency: int = 1, **env: str) -> list[Process]:
+    """``count`` Celery worker processes (prefork, one pool process each), as deployed."""
+    workers = []
+    for number in range(1, count + 1):
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "gpmas",
+            "worker",
+            "--pool=prefork",
+            f"--concurrency={concurrency}",
+            f"--hostname=bench{number}-{RUN_ID}@%h",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel=WARNING",
+        ]
+        workers.append(Process(f"worker{number}", command, **env))
+    from django.conf import settings
+
+    def all_ready() -> bool:
+        for worker in workers:
+            worker.check_alive()
+        return len(_worker_heartbeats(settings)) >= count
+
+    wait_until(all_ready, timeout=90, interval=0.2, what="the workers")
+    return workers
+
+
+def _worker_heartbeats(settings) -> list[str]:
+    from gpmas.workers import workers_seen
+
+    return [name for name in workers_seen() if RUN_ID in name]
+
+
+def start_beat() -> Process:
+    """Celery beat on its default schedule: the periodic drain, as deployed."""
+    schedule = SCRATCH / f"beat-schedule-{uuid.uuid4().hex[:6]}"
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "gpmas",
+        "beat",
+        "--loglevel=WARNING",
+        f"--schedule={schedule}",
+    ]
+    return Process("beat", command)
