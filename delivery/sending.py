@@ -65,10 +65,13 @@ class BatchSend:
     providers' live state (``delivery.freshness`` says how long each may be reused).
 
     The put-back rule: a job leaves ``untried`` right before the first call that could deliver
-    it. Whatever is untried or ready when the batch ends goes back to the queue without counting
-    an attempt. A job in a call has its outcome written when the call ends; if even that write
-    fails, its lease brings it back later with an ``unknown`` attempt. A job a provider may have
-    is therefore never put back as untried.
+    it, and goes back there only after a call that certainly did not (a batch call refused with
+    a definite error). Whatever is untried when the batch ends goes back to the queue without
+    counting an attempt. A job whose call failed and which finds no other provider before the
+    batch ends (deadline, halt, Redis down) is retried after a backoff, its attempt counted. A
+    job in a call has its outcome written when the call ends; if even that write fails, its
+    lease brings it back later with an ``unknown`` attempt. A job a provider may have is
+    therefore never put back as untried.
     """
 
     def __init__(self, jobs: Sequence[EmailJob], providers, *, deadline: float) -> None:
@@ -130,8 +133,10 @@ class BatchSend:
         try:
             self.start(sending)
         except redis.RedisError:
-            if not sending.batch:  # no call started: untried again
-                self.untried.extendleft(reversed(sending.jobs))
+            if sending.failures:
+                self.ready.appendleft(sending)  # a provider may have it: settled at the end
+            elif not sending.batch:
+                self.untried.extendleft(reversed(sending.jobs))  # no call yet: still untried
             raise
         return True
 
@@ -162,6 +167,9 @@ class BatchSend:
         self.stopped = True
         if sending.batch:
             return  # its jobs are still untried, and go back with the rest
+        if sending.failures:  # tried already: retried after a backoff, like any failed attempt
+            self.results.update(settle(sending))
+            return
         self.results.update(dict.fromkeys(sending.job_ids, HALTED))
         outbox.release_many(sending.jobs, due_at=timezone.now(), reason="halted before sending")
 
@@ -195,8 +203,11 @@ class BatchSend:
         self.after_failure(sending, done)
 
     def after_failure(self, sending: Sending, done: Call) -> None:
-        if sending.batch:
-            self.untried.extend(sending.jobs)  # the one-by-one path takes them from here
+        if sending.batch and done.error.error_class == ErrorClass.UNKNOWN:
+            # The provider may have them: each goes on alone, never back to untried.
+            self.ready.extend(Sending([job], failures=[done]) for job in sending.jobs)
+        elif sending.batch:
+            self.untried.extend(sending.jobs)  # certainly not taken: the one-by-one path
         elif done.error.error_class == ErrorClass.RECIPIENT_REJECTED:
             outbox.mark_failed(sending.jobs[0], error=f"{done.provider.name}: {done.error}")
             self.results[sending.jobs[0].pk] = Status.FAILED
@@ -221,7 +232,13 @@ class BatchSend:
         )
 
     def put_back(self, *, due_at: dt.datetime, reason: str) -> None:
-        jobs = [*self.untried, *(job for sending in self.ready for job in sending.jobs)]
+        for sending in self.ready:
+            if not sending.batch:  # tried and failed: retried after a backoff
+                try:
+                    self.results.update(settle(sending))
+                except DatabaseError:  # its lease runs out and the reconciler retries it
+                    log.warning("could not schedule job(s) %s for a retry", sending.job_ids)
+        jobs = list(self.untried)
         if not jobs:
             return
         self.results.update((job.pk, Status.QUEUED) for job in jobs)

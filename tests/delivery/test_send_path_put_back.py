@@ -1,16 +1,21 @@
 """Jobs whose turn does not come in a batch (halt, the batch's deadline, Redis down) go back to the
-queue as if never claimed: no attempt counted, due again at once or after a short wait."""
+queue as if never claimed: no attempt counted, due again at once or after a short wait. A job a
+provider may already have is never among them."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 import redis
 
 from delivery import provider_state, sending
-from delivery.models import EmailJob
+from delivery.models import DeliveryAttempt, EmailJob
+from delivery.providers import ErrorClass, SendError
 from delivery.providers.sendgrid import (
     SendGridAdapter,
 )
+from delivery.sending import jobs_send
 from reliability.halt import system_halt
 from sandbox import Fault
 from tests.delivery.sendpath import (
@@ -181,3 +186,61 @@ def test_redis_down_at_the_start_of_a_batch_puts_every_job_back_for_5_seconds(
 
     assert calls(clean_sandbox) == 0
     assert_put_back(jobs, window, later_by=REDIS_DOWN, reason="Redis unavailable")
+
+
+# --- A job a provider may have is never put back as untried -----------------------------------
+
+
+def assert_retried_after(job: EmailJob, outcome: str) -> None:
+    """Tried, its attempt counted and logged, due again after a backoff (not put back)."""
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == (Status.RETRYING, 1)
+    assert outcome in DeliveryAttempt.objects.filter(job=job).values_list("outcome", flat=True)
+
+
+def test_jobs_of_a_batch_call_with_an_unknown_outcome_are_not_put_back_when_the_batch_ends(
+    sendgrid, clean_sandbox, monkeypatch, settings
+):
+    """The call went out, the answer was lost, and the batch's time ran out: the provider may
+    have the messages, so they are retried after a backoff, their attempt counted."""
+    settings.GPMAS_CALLS_IN_FLIGHT = 1
+    settings.GPMAS_BATCH_DEADLINE_SECONDS = 0.2
+    real = SendGridAdapter.send_batch
+
+    def answer_lost(self, messages):
+        real(self, messages)
+        time.sleep(0.3)  # past the batch's deadline: no further call starts
+        raise SendError(ErrorClass.UNKNOWN, "no response", code="no_response")
+
+    monkeypatch.setattr(SendGridAdapter, "send_batch", answer_lost)
+    jobs = [new_job() for _ in range(3)]
+
+    results = jobs_send(job_ids=ids(jobs))
+
+    assert calls(clean_sandbox) == 1
+    assert set(results.values()) == {Status.RETRYING}
+    for job in jobs:
+        assert_retried_after(job, "unknown")
+
+
+def test_a_failed_job_meeting_redis_down_at_its_next_provider_is_retried_not_put_back(
+    providers_in_fixed_order, clean_sandbox, monkeypatch, settings
+):
+    settings.GPMAS_CALLS_IN_FLIGHT = 1
+    clean_sandbox.faults.set("sendgrid", Fault(status=503))  # the first provider fails...
+    real_reserve = provider_state.reserve
+    reservations = []
+
+    def reserve(provider, *, at, recipients=1):
+        reservations.append(provider.kind)
+        if len(reservations) > 1:  # ...and Redis is gone when the next is reserved
+            raise redis.ConnectionError("Connection refused.")
+        return real_reserve(provider, at=at, recipients=recipients)
+
+    monkeypatch.setattr(provider_state, "reserve", reserve)
+    job = new_job(ics=ICS)
+
+    assert jobs_send(job_ids=[job.pk]) == {job.pk: Status.RETRYING}
+
+    assert reservations == ["sendgrid", "mailgun"]
+    assert_retried_after(job, "transient")
