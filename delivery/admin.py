@@ -128,7 +128,7 @@ class ProviderAdmin(admin.ModelAdmin):
     readonly_fields = ["secrets", "created_at", "updated_at"]
     fieldsets = [
         (None, {"fields": ["name", "kind", "enabled", "weight"]}),
-        ("Quota", {"fields": ["daily_quota", "quota_reset_tz"]}),
+        ("Quota", {"fields": ["daily_quota", "quota_reset_tz", "max_per_second"]}),
         (
             "Connection (non-secret)",
             {"fields": ["api_base_url", "region", "domain", "host", "port", "use_tls"]},

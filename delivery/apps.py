@@ -8,7 +8,7 @@ class DeliveryConfig(AppConfig):
         from delivery.services import nudge_drain
         from reliability.signals import sending_resumed
 
-        # DESIGN.md §7: on resume the drain runs at once.
+        # On resume the drain runs at once (docs/architecture.md, "The halt switch").
         sending_resumed.connect(
             lambda **_: nudge_drain(), weak=False, dispatch_uid="drain-on-resume"
         )

@@ -3,7 +3,8 @@
 Ranking uses it to pick candidates; ``/healthz``, the provider health page, the organizers'
 banner and ``gpmas status`` use it to say which providers are up. The reservation script in
 ``delivery.provider_state`` re-checks the same rules atomically right before a call, because the
-state read here may be a few milliseconds old (docs/ranking.md).
+state read here may be a few milliseconds old, and also the per-second rate, which changes too
+fast to rank on (docs/ranking.md).
 """
 
 from __future__ import annotations

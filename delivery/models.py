@@ -1,4 +1,5 @@
-"""The outbox (EmailJob), its attempts, and the configured providers. DESIGN.md §3-§4.
+"""The outbox (EmailJob), its attempts, and the configured providers. docs/architecture.md "Data",
+docs/job-states.md.
 
 Models hold facts about one row. Status changes happen only in ``delivery.outbox``.
 """
@@ -132,7 +133,7 @@ class EmailJob(models.Model):
                 ),
                 name="emailjob_status_known",
             ),
-            # §4: a terminal job has finished_at; a sending job holds a lease.
+            # docs/job-states.md: a terminal job has finished_at; a sending job holds a lease.
             models.CheckConstraint(
                 condition=Q(status__in=["sent", "failed", "cancelled"], finished_at__isnull=False)
                 | Q(status__in=["queued", "sending", "retrying"], finished_at__isnull=True),

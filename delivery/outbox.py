@@ -198,9 +198,12 @@ def mark_failed(job: EmailJob, *, error: str) -> bool:
     return bool(_held([job]).update(status=Status.FAILED, **finished))
 
 
+def is_too_old(job: EmailJob, now: dt.datetime) -> bool:
+    return now - job.created_at >= dt.timedelta(seconds=settings.GPMAS_MAX_AGE_SECONDS)
+
+
 def is_exhausted(job: EmailJob, now: dt.datetime) -> bool:
-    too_old = now - job.created_at >= dt.timedelta(seconds=settings.GPMAS_MAX_AGE_SECONDS)
-    return job.attempts >= job.max_attempts or too_old
+    return job.attempts >= job.max_attempts or is_too_old(job, now)
 
 
 def retry_delay(attempts: int, retry_after: float | None = None) -> dt.timedelta:

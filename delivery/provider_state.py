@@ -8,9 +8,10 @@ quota), a counter per second (per-second rate limits), a probe token (one messag
 through a half-open circuit), and the calls in flight (a sorted set of call ids by the time after
 which no such call can still be running).
 
-Writes happen only inside Lua scripts (``delivery.provider_scripts``), so concurrent workers never
-lose an update; reading every provider's state for a selection is one pipelined round trip. Every
-function takes ``at`` (epoch seconds) so tests and simulations can drive the clock.
+Writes are Lua scripts (``delivery.provider_scripts``) or single atomic commands (a refund's
+DECRBY, a reset's DEL), so concurrent workers never lose an update; reading every provider's
+state for a selection is one pipelined round trip. Every function takes ``at`` (epoch seconds)
+so tests and simulations can drive the clock.
 """
 
 from __future__ import annotations

@@ -87,6 +87,9 @@ def settle(sending: Sending) -> dict[int, str]:
         return {job.pk: status}
     if sending.retry_at is not None:
         reason, due_at = "no provider can take it now", sending.retry_at
+        if outbox.is_too_old(job, timezone.now()):  # waiting without attempts ends here too
+            outbox.mark_failed(job, error=f"gave up: {reason}, for longer than the job may wait")
+            return {job.pk: Status.FAILED}
     else:
         reason = f"providers busy ({'; '.join(sending.refusals)})"
         due_at = timezone.now() + BUSY_RETRY

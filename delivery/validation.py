@@ -1,6 +1,6 @@
-"""Checks at the outbox's boundary: nothing invalid becomes a job (DESIGN.md §9.7).
+"""Checks at the outbox's boundary: nothing invalid becomes a job (docs/invariants.md, "Bad input").
 
-HTTP APIs may pass CR/LF in a header straight through (REFERENCE.md), so names, subjects and
+HTTP APIs may pass CR/LF in a header straight through (docs/providers.md), so names, subjects and
 header values are checked here, before any message is built.
 """
 

@@ -1,4 +1,5 @@
-"""``/healthz``: can sending proceed? 200 if so, 503 with the reasons if not (DESIGN.md §7)."""
+"""``/healthz``: can sending proceed? 200 if so, 503 with the reasons if not
+(docs/architecture.md, "Health")."""
 
 from __future__ import annotations
 

@@ -155,7 +155,7 @@ X_FRAME_OPTIONS = "DENY"
 if env_bool("GPMAS_BEHIND_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
-# --- Email delivery (DESIGN.md §4-§7) ---------------------------------------------------------
+# --- Email delivery (docs/job-states.md, docs/architecture.md "Sending") -----------------------
 GPMAS_DEFAULT_FROM_EMAIL = env_str("GPMAS_DEFAULT_FROM_EMAIL", "GPMAS <invitations@gpmas.local>")
 GPMAS_SITE_URL = env_str("GPMAS_SITE_URL", "http://127.0.0.1:8000")
 GPMAS_JOB_LEASE_SECONDS = env_int("GPMAS_JOB_LEASE_SECONDS", 300, minimum=3)
@@ -171,7 +171,7 @@ GPMAS_REDISPATCH_AFTER_SECONDS = env_int("GPMAS_REDISPATCH_AFTER_SECONDS", 60, m
 GPMAS_PROVIDER_CONNECT_TIMEOUT = env_float("GPMAS_PROVIDER_CONNECT_TIMEOUT", 5.0, minimum=0.1)
 GPMAS_PROVIDER_READ_TIMEOUT = env_float("GPMAS_PROVIDER_READ_TIMEOUT", 20.0, minimum=0.1)
 
-# Provider ranking (DESIGN.md §6): penalty half-life, circuit thresholds and open times.
+# Provider ranking (docs/ranking.md): penalty half-life, circuit thresholds and open times.
 GPMAS_PENALTY_HALF_LIFE_SECONDS = env_float("GPMAS_PENALTY_HALF_LIFE_SECONDS", 60.0, minimum=0.01)
 GPMAS_OPEN_THRESHOLD = env_float("GPMAS_OPEN_THRESHOLD", 100.0, minimum=1)
 GPMAS_BASE_OPEN_SECONDS = env_float("GPMAS_BASE_OPEN_SECONDS", 30.0, minimum=0.01)
@@ -193,7 +193,7 @@ GPMAS_LATENCY_CEILING_SECONDS = env_float(
 # Provider calls one worker process keeps in flight at once (a slow call takes one slot).
 GPMAS_CALLS_IN_FLIGHT = env_int("GPMAS_CALLS_IN_FLIGHT", 4, minimum=1)
 
-# --- Celery (DESIGN.md §7, REFERENCE.md "Celery on Redis") ------------------------------------
+# --- Celery (docs/architecture.md, "Celery settings and why") -----------------------------------
 CELERY_BROKER_URL = env_redis_url("CELERY_BROKER_URL", REDIS_URL)
 CELERY_TASK_ACKS_LATE = True
 # Database connections in workers follow DATABASE_CONN_MAX_AGE (gpmas/celery.py), not Celery's

@@ -1,4 +1,5 @@
-"""The halt switch: while halted, no provider call starts anywhere (DESIGN.md §7).
+"""The halt switch: while halted, no provider call starts anywhere (docs/architecture.md, "The
+halt switch").
 
 Checked by the send path at claim time and again immediately before each provider call, and by
 the drain. Every change is audited.

@@ -50,9 +50,9 @@ def hold(name: str, *, wait: float = 0, expire: int = DEFAULT_EXPIRE_SECONDS) ->
 
 @contextmanager
 def hold_if_available(name: str, *, wait: float | None = None) -> Iterator[bool]:
-    """``hold`` for writes the database guards anyway (DESIGN.md §7): when Redis is down the
-    block runs without the lock (yielding False) instead of failing. A lock that stays busy still
-    raises LockBusy, which views answer with 409 "busy, try again"."""
+    """``hold`` for writes the database guards anyway (docs/architecture.md, "Locks"): when
+    Redis is down the block runs without the lock (yielding False) instead of failing. A lock
+    that stays busy still raises LockBusy, which views answer with 409 "busy, try again"."""
     wait = settings.GPMAS_LOCK_WAIT_SECONDS if wait is None else wait
     try:
         lock = _take(name, wait=wait, expire=DEFAULT_EXPIRE_SECONDS)

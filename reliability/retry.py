@@ -1,4 +1,4 @@
-"""Retry policy: full-jitter exponential backoff (DESIGN.md §7)."""
+"""Retry policy: full-jitter exponential backoff (docs/architecture.md, "Retry policy")."""
 
 import random
 from collections.abc import Callable

@@ -1,4 +1,4 @@
-"""The one small interface every provider adapter implements (STYLE.md: healthchecks' transports).
+"""The one small interface every provider adapter implements (docs/providers.md).
 
 An adapter turns its SDK's successes into a provider message id and its failures into one
 ``SendError`` carrying an ``ErrorClass``; nothing outside the adapter knows an SDK.
@@ -106,7 +106,8 @@ class Adapter:
 
 
 def http_error_class(status: int) -> ErrorClass:
-    """The common HTTP mapping of DESIGN.md §6; adapters override provider quirks."""
+    """The common HTTP mapping (docs/providers.md, "The error classes"); adapters override
+    provider quirks."""
     if status == 429:
         return ErrorClass.RATE_LIMITED
     if status >= 500:

@@ -58,7 +58,8 @@ class MailgunAdapter(Adapter):
     @staticmethod
     def _error(response: requests.Response) -> SendError:
         status = response.status_code
-        # A new domain's 404 can be temporary (REFERENCE.md), so it is not the message's fault.
+        # A new domain's 404 can be temporary (docs/providers.md, Mailgun): not the message's
+        # fault.
         error_class = ErrorClass.TRANSIENT if status == 404 else http_error_class(status)
         retry_after = None
         header = response.headers.get("Retry-After", "")

@@ -26,7 +26,8 @@ class SendGridAdapter(Adapter):
         self.client = SendGridAPIClient(
             api_key=config.secrets["API_KEY"], host=config.api_base_url or PUBLIC_API
         )
-        # The SDK sends without any timeout unless told (REFERENCE.md); urllib takes one number.
+        # The SDK sends without any timeout unless told (docs/providers.md, SendGrid); urllib
+        # takes one number.
         self.client.client.timeout = config.read_timeout
 
     def payload(self, message: OutgoingMessage) -> dict:

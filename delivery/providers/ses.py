@@ -11,7 +11,8 @@ from botocore.exceptions import (
 from delivery.message import OutgoingMessage
 from delivery.providers.base import Adapter, ErrorClass, SendError
 
-# DESIGN.md §6. SES has no Retry-After; a throttled provider waits for the ranking's default.
+# docs/providers.md, Amazon SES. SES has no Retry-After; a throttled provider waits for the
+# ranking's default.
 ERROR_CODES = {
     "TooManyRequestsException": ErrorClass.TRANSIENT,
     "Throttling": ErrorClass.RATE_LIMITED,
@@ -70,7 +71,11 @@ class SesAdapter(Adapter):
         error = exc.response.get("Error", {})
         code = error.get("Code", "")
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if code in ERROR_CODES:
+        if code == "MessageRejected" and _identity_refused(error.get("Message", "")):
+            # An unverified sender (or, in SES's own sandbox, recipient): the account's setup,
+            # not this message, is at fault; another provider may well deliver it.
+            error_class = ErrorClass.PROVIDER_ERROR
+        elif code in ERROR_CODES:
             error_class = ERROR_CODES[code]
         elif status >= 500:
             error_class = ErrorClass.TRANSIENT
@@ -81,3 +86,12 @@ class SesAdapter(Adapter):
             f"{code or status}: {error.get('Message', '')}"[:500],
             code=code or str(status),
         )
+
+
+# SES says "Email address is not verified. The following identities failed the check ...";
+# moto says "Did not have authority to send from email ...".
+IDENTITY_REFUSALS = ("not verified", "authority to send from")
+
+
+def _identity_refused(message: str) -> bool:
+    return any(phrase in message for phrase in IDENTITY_REFUSALS)

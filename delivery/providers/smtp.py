@@ -8,7 +8,7 @@ from delivery.providers.base import Adapter, ErrorClass, SendError
 
 
 def smtp_error_class(code: int) -> ErrorClass:
-    """DESIGN.md §6: 4xx transient except 421/454 (throttling); 535 auth; 5xx permanent."""
+    """docs/providers.md: 4xx transient except 421/454 (throttling); 535 auth; 5xx permanent."""
     if code in (421, 454):
         return ErrorClass.RATE_LIMITED
     if code in (530, 534, 535):
@@ -54,7 +54,7 @@ class SmtpAdapter(Adapter):
             if username:
                 connection.login(username, self.config.secrets.get("PASSWORD", ""))
         except smtplib.SMTPResponseException as exc:
-            raise self._error(exc) from exc
+            raise self._error(exc, session=True) from exc
         except (OSError, smtplib.SMTPException) as exc:
             raise SendError(
                 ErrorClass.TRANSIENT, f"connection failed: {exc!r}", code="connection"
@@ -83,7 +83,8 @@ class SmtpAdapter(Adapter):
             raise self._error(smtplib.SMTPResponseException(code, text)) from exc
         except smtplib.SMTPResponseException as exc:
             self._reset_after_error(exc.smtp_code)
-            raise self._error(exc) from exc
+            # A refused sender is the relay's setup, not the recipient's address.
+            raise self._error(exc, session=isinstance(exc, smtplib.SMTPSenderRefused)) from exc
         except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as exc:
             self.close()
             raise SendError(
@@ -133,16 +134,18 @@ class SmtpAdapter(Adapter):
             self.close()
 
     @staticmethod
-    def _error(exc: smtplib.SMTPResponseException) -> SendError:
-        text = (
-            exc.smtp_error.decode(errors="replace")
-            if isinstance(exc.smtp_error, bytes)
-            else str(exc.smtp_error)
-        )
+    def _error(exc: smtplib.SMTPResponseException, *, session: bool = False) -> SendError:
+        """``session``: the refusal came at greeting, login or MAIL FROM, so a permanent code
+        says the relay cannot send for us at all, whoever the recipient."""
+        if isinstance(exc.smtp_error, bytes):
+            text = exc.smtp_error.decode(errors="replace")
+        else:
+            text = str(exc.smtp_error)
+        error_class = smtp_error_class(exc.smtp_code)
+        if session and error_class == ErrorClass.RECIPIENT_REJECTED:
+            error_class = ErrorClass.PROVIDER_ERROR
         return SendError(
-            smtp_error_class(exc.smtp_code),
-            f"SMTP {exc.smtp_code}: {text}"[:500],
-            code=str(exc.smtp_code),
+            error_class, f"SMTP {exc.smtp_code}: {text}"[:500], code=str(exc.smtp_code)
         )
 
     def close(self) -> None:

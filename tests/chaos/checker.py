@@ -1,4 +1,4 @@
-"""The invariants of DESIGN.md §9, measured after a chaos scenario.
+"""The invariants of docs/invariants.md, measured after a chaos scenario.
 
 ``snapshot`` reads what happened from the database and from the emulators' capture; everything
 else is pure functions over that snapshot, so the figures can be checked without a stack. The

@@ -65,7 +65,7 @@ def finish(
 
 
 def assert_targets(result: checker.Report) -> None:
-    """The targets every scenario must meet (DESIGN.md §9)."""
+    """The targets every scenario must meet (docs/invariants.md)."""
     assert result.lost == 0, result.statuses
     assert result.stuck == 0, result.statuses
     assert result.unexplained_duplicates == 0, result.duplicates

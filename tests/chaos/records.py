@@ -14,7 +14,8 @@ WAITING = {"queued", "retrying"}
 CRASH_CAUSE = "crash after provider accepted, before commit"
 UNEXPLAINED = "unexplained"
 # A call the worker started just before a halt committed or a circuit opened reaches the emulator
-# a little later; the send path checks the switch, reserves, then calls (DESIGN.md §5).
+# a little later; the send path checks the switch, reserves, then calls (docs/architecture.md,
+# "Sending").
 GRACE_SECONDS = 0.25
 
 

@@ -1,6 +1,6 @@
 """Chaos scenarios 9 and 10: an event deleted while its invitations are being sent, and bursts
 of simultaneous accepts, with the Redis lock working and with it lapsing mid-way
-(DESIGN.md §9.3, §9.4)."""
+(docs/invariants.md)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 connections dropped, a writer dead between commit and publish, drains and schedulers doubled.
 
 Each scenario writes a batch of jobs, attacks the stack while they are sent, lets it recover,
-then checks DESIGN.md §9.1 from the database and the emulators' capture (tests/chaos/checker.py).
+then checks docs/invariants.md, "Every job is terminal, due or leased", from the database and
+the emulators' capture (tests/chaos/checker.py).
 """
 
 from __future__ import annotations

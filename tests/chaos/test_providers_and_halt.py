@@ -1,5 +1,5 @@
 """Chaos scenarios 6 and 7: providers failing in three different ways at once, and the halt
-switch thrown in the middle of a stream (DESIGN.md §9.1, §9.2, §9.5)."""
+switch thrown in the middle of a stream (docs/invariants.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Each adapter against its emulator, through the real SDK: success and every error class."""
 
+import smtplib
 import time
 
 import pytest
@@ -57,7 +58,7 @@ def test_smtp_adapter_reuses_one_connection_for_a_batch(providers, clean_sandbox
 
 
 ERROR_TABLE = [
-    # DESIGN.md §6, row by row
+    # docs/providers.md, "Error classes", row by row
     ("sendgrid", Fault(status=500), ErrorClass.TRANSIENT),
     ("sendgrid", Fault(status=503), ErrorClass.TRANSIENT),
     ("sendgrid", Fault(status=429, retry_after=30), ErrorClass.RATE_LIMITED),
@@ -177,3 +178,37 @@ def test_console_adapter_logs_and_accepts(caplog):
         message_id = build_adapter(Provider(name="dev", kind="console")).send(message())
     assert message_id.startswith("console-")
     assert "guest@example.com" in caplog.text
+
+
+def test_ses_refusing_an_unverified_sender_is_a_provider_error_not_the_recipients(
+    providers, clean_sandbox
+):
+    """moto (and SES) answer MessageRejected for an unverified sender: the account's setup is
+    at fault, and another provider may deliver the message, so the job must not fail."""
+    adapter = build_adapter(providers["ses"])
+    unverified = OutgoingMessage(
+        to_email="guest@example.com",
+        from_email="Someone <someone@unverified.example>",
+        subject="Hi",
+        text_body="b",
+    )
+    with pytest.raises(SendError) as caught:
+        adapter.send(unverified)
+    assert caught.value.code == "MessageRejected"
+    assert caught.value.error_class == ErrorClass.PROVIDER_ERROR
+
+
+def test_an_smtp_relay_refusing_our_sender_is_a_provider_error(providers, monkeypatch):
+    from delivery.providers.smtp import SmtpAdapter
+
+    def refuse(connection, sender, recipient, data):
+        raise smtplib.SMTPSenderRefused(553, b"5.7.1 sender not allowed", sender)
+
+    monkeypatch.setattr(SmtpAdapter, "_transfer", staticmethod(refuse))
+    adapter = build_adapter(providers["smtp"])
+    try:
+        with pytest.raises(SendError) as caught:
+            adapter.send(message())
+    finally:
+        adapter.close()
+    assert (caught.value.code, caught.value.error_class) == ("553", ErrorClass.PROVIDER_ERROR)

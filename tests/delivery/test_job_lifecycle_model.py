@@ -1,4 +1,4 @@
-"""A Hypothesis state machine over the job lifecycle (DESIGN.md §4, §9.1).
+"""A Hypothesis state machine over the job lifecycle (docs/job-states.md).
 
 Workers claim, send, fail, crash and get duplicate deliveries; the clock jumps; the drain
 reconciles; events are deleted; sending halts and resumes. After every step: each job is in one

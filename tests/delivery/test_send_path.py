@@ -1,3 +1,5 @@
+import datetime as dt
+
 import pytest
 from django.utils import timezone
 
@@ -136,3 +138,23 @@ def test_with_every_provider_open_no_call_is_made_until_the_first_reopens(provid
     assert (job.status, job.attempts) == (Status.QUEUED, 0)
     assert job.next_attempt_at.timestamp() == pytest.approx(first_back, abs=0.01)
     assert all(s["calls"] == 0 for s in clean_sandbox.inbox.stats().values())
+
+
+def test_a_job_no_provider_can_ever_take_gives_up_at_its_maximum_age(
+    providers, clean_sandbox, settings
+):
+    """A test email pinned to a provider that was disabled waits without counting attempts;
+    the age limit still ends it, with the reason."""
+    providers["smtp"].enabled = False
+    providers["smtp"].save()
+    job = new_job(pinned_provider=providers["smtp"])
+    assert send_one(job) == Status.QUEUED  # young: it waits for the provider to come back
+    EmailJob.objects.filter(pk=job.pk).update(
+        created_at=timezone.now() - dt.timedelta(seconds=settings.GPMAS_MAX_AGE_SECONDS + 1),
+        next_attempt_at=timezone.now(),
+    )
+
+    assert send_one(job) == Status.FAILED
+
+    job.refresh_from_db()
+    assert job.last_error.startswith("gave up: no provider can take it now")

@@ -1,4 +1,4 @@
-"""Deleting an event while real workers send its emails (DESIGN.md §9.4): after the deletion
+"""Deleting an event while real workers send its emails (docs/invariants.md): after the deletion
 commits, no queued email of the event reaches a provider; jobs already sending may finish."""
 
 from collections import Counter

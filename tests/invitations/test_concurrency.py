@@ -1,4 +1,5 @@
-"""Simultaneous accepts against real PostgreSQL: seats never exceed capacity (DESIGN.md §9.3).
+"""Simultaneous accepts against real PostgreSQL: seats never exceed capacity (docs/invariants.md,
+"Seats").
 
 Each round fires 120 accepts at once (threads released together by a barrier, each with its own
 database connection) at an event with 10 seats. The server allows 100 connections and is shared,

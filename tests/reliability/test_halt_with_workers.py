@@ -1,4 +1,5 @@
-"""The halt switch against real worker processes sending a steady stream (DESIGN.md §9.2)."""
+"""The halt switch against real worker processes sending a steady stream (docs/invariants.md,
+"Halt")."""
 
 import datetime as dt
 from collections import Counter

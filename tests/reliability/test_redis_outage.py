@@ -1,4 +1,4 @@
-"""Redis killed and restarted under load (DESIGN.md §7, §9.1, §9.3).
+"""Redis killed and restarted under load (docs/invariants.md).
 
 A web process, two workers and beat run on a redis-server of the test's own (never the machine's
 shared one). Guests accept over HTTP before, during and after the outage.
