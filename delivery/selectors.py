@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import NamedTuple
 
-from django.db.models import Count, Min, Q
+from django.db import connection
+from django.db.models import Aggregate, Count, FloatField, Min, Q
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
@@ -120,3 +121,69 @@ def minute_window(*, minutes: int, now: dt.datetime | None = None) -> list[dt.da
     """The starts of the last ``minutes`` minutes in UTC, oldest first, ending with now's."""
     end = (now or timezone.now()).astimezone(dt.UTC).replace(second=0, microsecond=0)
     return [end - dt.timedelta(minutes=back) for back in range(minutes - 1, -1, -1)]
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Provider calls' durations over a recent window."""
+
+    p50_ms: float
+    p95_ms: float
+    calls: int
+
+
+class _Percentile(Aggregate):
+    """PostgreSQL's ordered-set aggregate: the continuous percentile of an expression."""
+
+    function = "PERCENTILE_CONT"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+
+def latencies(*, minutes: int = 5, now: dt.datetime | None = None) -> dict[int, Latency]:
+    """Per provider, the median and 95th percentile of its calls' durations over the last
+    ``minutes`` (every call, whatever its outcome); providers without calls are left out."""
+    since = (now or timezone.now()) - dt.timedelta(minutes=minutes)
+    calls = DeliveryAttempt.objects.filter(started_at__gte=since, provider__isnull=False)
+    if connection.vendor == "postgresql":
+        rows = (
+            calls.values("provider_id")
+            .annotate(
+                p50=_Percentile("duration_ms", fraction=0.5),
+                p95=_Percentile("duration_ms", fraction=0.95),
+                calls=Count("id"),
+            )
+            .order_by()
+        )
+        return {r["provider_id"]: Latency(r["p50"], r["p95"], r["calls"]) for r in rows}
+    durations: dict[int, list[int]] = {}
+    for provider_id, duration in calls.values_list("provider_id", "duration_ms"):
+        durations.setdefault(provider_id, []).append(duration)
+    return {pk: _percentiles(sorted(values)) for pk, values in durations.items()}
+
+
+def _percentiles(ordered: list[int]) -> Latency:
+    """The same as PERCENTILE_CONT, in Python (SQLite has no such aggregate)."""
+
+    def at(fraction: float) -> float:
+        position = fraction * (len(ordered) - 1)
+        low, high = int(position), min(int(position) + 1, len(ordered) - 1)
+        return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+    return Latency(at(0.5), at(0.95), len(ordered))
+
+
+def traffic_shares(
+    per_minute: dict[int | None, list[MinuteCount]], *, last: int = 10
+) -> dict[int | None, list[float | None]]:
+    """Each provider's share of all calls, minute by minute, over the last ``last`` minutes of
+    ``attempts_per_minute``'s counts; None for a minute without calls."""
+    calls = {
+        pk: [m.accepted + m.failed + m.rejected for m in minutes[-last:]]
+        for pk, minutes in per_minute.items()
+    }
+    totals = [sum(column) for column in zip(*calls.values(), strict=True)] if calls else []
+    return {
+        pk: [n / total if total else None for n, total in zip(counts, totals, strict=True)]
+        for pk, counts in calls.items()
+    }

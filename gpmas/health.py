@@ -15,6 +15,8 @@ from gpmas.celery import app as celery_app
 from reliability import halt
 from reliability import redis as project_redis
 
+LATENCY_MINUTES = 5  # the window of the latency percentiles
+
 
 def check_database() -> str:
     try:
@@ -62,15 +64,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
         report["oldest_due_age_seconds"] = selectors.oldest_due_age_seconds()
         health = _provider_health() if checks["redis"] == "ok" else None
         if health is not None:
+            latency = selectors.latencies(minutes=LATENCY_MINUTES)
             report["providers"] = [
-                {
-                    "name": item.provider.name,
-                    "kind": item.provider.kind,
-                    "state": item.state,
-                    "penalty": round(item.view.penalty, 1),
-                    "quota": item.quota,
-                }
-                for item in health
+                provider_json(item, latency.get(item.provider.pk)) for item in health
             ]
         state = system.system_state(health) if health is not None or control.halted else None
         if state is not None:
@@ -80,6 +76,20 @@ def healthz(request: HttpRequest) -> JsonResponse:
     report["status"] = "ok" if not problems else "unavailable"
     report["reasons"] = problems
     return JsonResponse(report, status=200 if not problems else 503)
+
+
+def provider_json(item: selectors.ProviderHealth, latency: selectors.Latency | None) -> dict:
+    return {
+        "name": item.provider.name,
+        "kind": item.provider.kind,
+        "state": item.state,
+        "penalty": round(item.view.penalty, 1),
+        "quota": item.quota,
+        "in_flight": item.view.in_flight,
+        "latency_ms": (
+            {"p50": round(latency.p50_ms), "p95": round(latency.p95_ms)} if latency else None
+        ),
+    }
 
 
 def _provider_health() -> list[selectors.ProviderHealth] | None:

@@ -18,9 +18,11 @@ from django.views.decorators.http import require_GET
 
 from delivery import selectors
 from delivery.models import Provider
-from delivery.selectors import MinuteCount, ProviderHealth
+from delivery.selectors import Latency, MinuteCount, ProviderHealth
 
 WINDOW_MINUTES = 60
+LATENCY_MINUTES = 5  # the window of the latency percentiles
+SHARE_MINUTES = 10  # the minutes of the traffic share table
 REDIS_DOWN = "unknown (Redis unavailable)"
 # Colour-blind safe (Okabe-Ito); rejections are grey: the recipient's problem, not the provider's.
 SERIES = (("accepted", "#009e73"), ("failed", "#d55e00"), ("rejected", "#8c8c8c"))
@@ -31,6 +33,8 @@ class ProviderReport:
     provider: Provider
     health: ProviderHealth | None  # None when Redis is unreachable
     minutes: list[MinuteCount]
+    latency: Latency | None  # None without calls in the latency window
+    shares: list[float | None]  # share of all calls, minute by minute, oldest first
 
     @property
     def state(self) -> str:
@@ -46,6 +50,7 @@ class Report:
     oldest_due_age_seconds: float | None
     redis_down: bool
     providers: list[ProviderReport]
+    share_minutes: list[dt.datetime]  # the columns of the share table
 
 
 def health_report(*, now: dt.datetime | None = None) -> Report:
@@ -58,15 +63,25 @@ def health_report(*, now: dt.datetime | None = None) -> Report:
     minutes = selectors.attempts_per_minute(
         minutes=WINDOW_MINUTES, now=now, provider_ids=[p.pk for p in providers]
     )
+    shares = selectors.traffic_shares(minutes, last=SHARE_MINUTES)
+    latency = selectors.latencies(minutes=LATENCY_MINUTES, now=now)
+    window = selectors.minute_window(minutes=SHARE_MINUTES, now=now)
     return Report(
         generated_at=now,
         queue=selectors.queue_depth(),
         oldest_due_age_seconds=selectors.oldest_due_age_seconds(),
         redis_down=health is None,
         providers=[
-            ProviderReport(p, health.get(p.pk) if health else None, minutes[p.pk])
+            ProviderReport(
+                p,
+                health.get(p.pk) if health else None,
+                minutes[p.pk],
+                latency.get(p.pk),
+                shares[p.pk],
+            )
             for p in providers
         ],
+        share_minutes=window,
     )
 
 
@@ -219,5 +234,14 @@ def _provider_json(row: ProviderReport) -> dict:
         "consecutive_failures": view.consecutive_failures if view else None,
         "quota": {"used": view.quota_used if view else None, "limit": provider.daily_quota},
         "last_error": view.last_error if view else None,
+        "latency_ms": _latency_json(row.latency),
+        "in_flight": view.in_flight if view else None,
+        "share_per_minute": row.shares,
         "minutes": [{**m._asdict(), "minute": m.minute.isoformat()} for m in row.minutes],
     }
+
+
+def _latency_json(latency: Latency | None) -> dict | None:
+    if latency is None:
+        return None
+    return {"p50": round(latency.p50_ms), "p95": round(latency.p95_ms), "calls": latency.calls}

@@ -27,6 +27,7 @@ for _name, _value in {
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-" + "x" * 40)
 os.environ.setdefault("GPMAS_REDIS_PREFIX", f"gpmas-test-{RUN_ID}")
 _SCRATCH = Path(tempfile.gettempdir()) / f"gpmas-test-{RUN_ID}"
+_SCRATCH.mkdir(parents=True, exist_ok=True)  # the SQLite file lives here without DATABASE_URL
 os.environ.setdefault("GPMAS_DATA_DIR", str(_SCRATCH))
 
 if not os.environ.get("REDIS_URL"):

@@ -91,39 +91,48 @@ class Command(BaseCommand):
             health = selectors.provider_health()
         except redis.RedisError as exc:
             raise CommandError(f"cannot read provider state: Redis unavailable ({exc})") from None
-        rows = [
-            (
-                "provider",
-                "kind",
-                "on",
-                "weight",
-                "state",
-                "penalty",
-                "fails",
-                "quota today",
-                "last error",
-            )
+        latency = selectors.latencies(minutes=5)
+        rows = [STATUS_COLUMNS] + [
+            status_row(item, latency.get(item.provider.pk)) for item in health
         ]
-        for item in health:
-            p, view = item.provider, item.view
-            rows.append(
-                (
-                    p.name,
-                    p.kind,
-                    "yes" if p.enabled else "no",
-                    str(p.weight),
-                    item.state,
-                    f"{view.penalty:.1f}",
-                    str(view.consecutive_failures),
-                    item.quota,
-                    view.last_error[:40],
-                )
-            )
         self.stdout.write(format_table(rows))
         depth = selectors.queue_depth()
         self.stdout.write("\nqueue: " + ", ".join(f"{k} {v}" for k, v in depth.items()))
         age = selectors.oldest_due_age_seconds()
         self.stdout.write(f"oldest due job: {'none' if age is None else f'{age:.0f}s old'}")
+
+
+STATUS_COLUMNS = (
+    "provider",
+    "kind",
+    "on",
+    "weight",
+    "state",
+    "penalty",
+    "fails",
+    "p50/p95 ms (5 min)",
+    "in flight",
+    "quota today",
+    "last error",
+)
+
+
+def status_row(item: selectors.ProviderHealth, latency: selectors.Latency | None) -> tuple:
+    p, view = item.provider, item.view
+    timing = f"{latency.p50_ms:.0f} / {latency.p95_ms:.0f}" if latency else "-"
+    return (
+        p.name,
+        p.kind,
+        "yes" if p.enabled else "no",
+        str(p.weight),
+        item.state,
+        f"{view.penalty:.1f}",
+        str(view.consecutive_failures),
+        timing,
+        str(view.in_flight),
+        item.quota,
+        view.last_error[:40],
+    )
 
 
 def parse_since(raw: str) -> dt.datetime:
