@@ -41,7 +41,7 @@ class Selection:
 
 
 LATENCY_TOLERANCE = 2.0
-MIN_SPEED = 0.01
+MIN_SPEED = 0.03
 LATENCY_FLOOR_SECONDS = 0.001  # below this, latency differences are noise
 
 
