@@ -22,11 +22,11 @@ sys.path.insert(0, str(ROOT))
 from bench import processes, stack  # noqa: E402 - after sys.path
 
 RESULTS = ROOT / "bench" / "results"
-BENCHMARKS = ("fanout", "bulk_invite", "contention", "ranking", "soak")
+BENCHMARKS = ("fanout", "bulk_invite", "contention", "ranking", "soak", "slow_provider")
 
 
 def plan(args):
-    from bench import bulk_invite, contention, fanout, ranking, soak
+    from bench import bulk_invite, contention, fanout, ranking, slow_provider, soak
 
     return [
         ("fanout", f"1. fan-out, {args.messages} messages", lambda: fanout.run(args.messages)),
@@ -34,6 +34,7 @@ def plan(args):
         ("contention", "3. contention", contention.run),
         ("ranking", "4. ranking overhead", ranking.run),
         ("soak", f"5. soak, {args.soak} messages, one worker", lambda: soak.run(args.soak)),
+        ("slow_provider", "6. one slow provider", slow_provider.run),
     ]
 
 

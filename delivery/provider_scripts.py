@@ -77,7 +77,7 @@ local key, quota_key, rate_key, probe_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local inflight_key = KEYS[5]
 local now, n = tonumber(ARGV[1]), tonumber(ARGV[2])
 local quota, rate, probe_ttl = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local call_id = ARGV[7]
+local call_id, max_in_flight = ARGV[7], tonumber(ARGV[8])
 local s = redis.call('HMGET', key, 'opened', 'open_until', 'blocked_until')
 local opened, open_until, blocked = tonumber(s[1]) or 0, tonumber(s[2]) or 0, tonumber(s[3]) or 0
 if opened == 1 and now < open_until then return {0, 'open'} end
@@ -87,6 +87,9 @@ if rate >= 0 and (tonumber(redis.call('GET', rate_key)) or 0) + n > rate then
 end
 if quota >= 0 and (tonumber(redis.call('GET', quota_key)) or 0) + n > quota then
   return {0, 'quota'}
+end
+if max_in_flight >= 0 and redis.call('ZCOUNT', inflight_key, now, '+inf') >= max_in_flight then
+  return {0, 'slow_busy'}
 end
 local probe = 0
 if opened == 1 then

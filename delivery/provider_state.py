@@ -77,10 +77,24 @@ class ProviderView:
     last_error_at: float | None
     latency: float | None = None  # seconds per message, a peak EWMA; None before any call
     in_flight: int = 0  # calls started and not finished, across every worker
+    # The oldest of those calls: when it started, and how many messages it carries. Its age is
+    # a lower bound of the provider's latency before any slow call has ended.
+    oldest_call_started: float | None = None
+    oldest_call_messages: int = 1
+
+    def pending_seconds_per_message(self, at: float) -> float | None:
+        if self.oldest_call_started is None:
+            return None
+        return max(0.0, at - self.oldest_call_started) / self.oldest_call_messages
 
 
 def _view(
-    raw: list, quota_used: bytes | None, probe: bytes | None, in_flight: int, at: float
+    raw: list,
+    quota_used: bytes | None,
+    probe: bytes | None,
+    in_flight: int,
+    oldest: list[tuple[bytes, float]],
+    at: float,
 ) -> ProviderView:
     p, t, cf, opened, open_until, times, blocked, last_error, last_error_at, lat = (
         value.decode() if value is not None else None for value in raw
@@ -103,7 +117,21 @@ def _view(
         last_error_at=float(last_error_at) if last_error_at else None,
         latency=float(lat) if lat is not None else None,
         in_flight=int(in_flight or 0),
+        **_oldest_call(oldest),
     )
+
+
+def _oldest_call(oldest: list[tuple[bytes, float]]) -> dict:
+    """The oldest call in flight, from its sorted-set entry: member ``<id>:<messages>``, score
+    the time after which it cannot still run (its start + ``GPMAS_PROBE_TIMEOUT_SECONDS``)."""
+    if not oldest:
+        return {}
+    member, until = oldest[0]
+    messages = member.decode().rpartition(":")[2]
+    return {
+        "oldest_call_started": until - settings.GPMAS_PROBE_TIMEOUT_SECONDS,
+        "oldest_call_messages": int(messages) if messages.isdigit() else 1,
+    }
 
 
 _FIELDS = (
@@ -132,9 +160,10 @@ def read_views(
         pipe.get(_key(provider.pk, "quota", quota_day(provider.quota_reset_tz, at)))
         pipe.get(_key(provider.pk, "probe"))
         pipe.zcount(_key(provider.pk, "inflight"), at, "+inf")
+        pipe.zrangebyscore(_key(provider.pk, "inflight"), at, "+inf", 0, 1, withscores=True)
     replies = _execute(pipe, deferred)
     return {
-        provider.pk: _view(*replies[4 * i : 4 * i + 4], at) for i, provider in enumerate(providers)
+        provider.pk: _view(*replies[5 * i : 5 * i + 5], at) for i, provider in enumerate(providers)
     }
 
 
@@ -144,14 +173,15 @@ class Grant:
 
     ok: bool
     probe: bool = False
-    refused_because: str = ""  # open, rate_limited, rate, quota, probing
+    refused_because: str = ""  # open, rate_limited, rate, quota, probing, slow_busy
     call_id: str = ""  # names the call among the provider's calls in flight
 
 
-def reserve(provider: Provider, *, at: float, recipients: int = 1) -> Grant:
+def reserve(provider: Provider, *, at: float, recipients: int = 1, alone: bool = False) -> Grant:
     """Take quota (and the probe token of a half-open circuit) before calling the provider, and
-    count the call in flight until its outcome is recorded."""
-    call_id = uuid.uuid4().hex[:16]
+    count the call in flight until its outcome is recorded. ``alone``: only if no other call to
+    it is in flight (a slow provider gets one call at a time, docs/ranking.md "Latency")."""
+    call_id = f"{uuid.uuid4().hex[:16]}:{recipients}"  # the messages the call carries
     ok, detail = _script(RESERVE)(
         keys=[
             _key(provider.pk),
@@ -168,6 +198,7 @@ def reserve(provider: Provider, *, at: float, recipients: int = 1) -> Grant:
             settings.GPMAS_PROBE_TIMEOUT_SECONDS,
             QUOTA_KEY_TTL,
             call_id,
+            1 if alone else -1,
         ],
     )
     if ok:

@@ -6,11 +6,12 @@ weighted random draw on their score, ``weight * health * speed``:
 
 - health, ``1 - penalty / OPEN_THRESHOLD``: a recovering provider's share grows back as its
   penalty decays;
-- speed: each provider's expected cost is its latency (seconds per message, a peak EWMA) times
-  its calls in flight plus one. Providers within ``LATENCY_TOLERANCE`` of the cheapest count as
-  equally fast, so healthy providers share traffic by their weights; beyond it a provider's
-  speed falls with the square of how much slower it is (its messages both take longer and
-  hold a slot longer), down to ``MIN_SPEED``, a trickle that shows when it is fast again.
+- speed: providers within ``LATENCY_TOLERANCE`` of the fastest latency (seconds per message,
+  a peak EWMA) count as equally fast, so healthy providers share traffic by their weights. A
+  slower provider's expected cost is its latency times its calls in flight plus one, and its
+  speed falls with the square of that cost against the fastest latency (its messages both take
+  longer and hold a slot longer), down to ``MIN_SPEED`` while it has no call in flight: one
+  call at a time keeps going to it, a trickle that shows when it is fast again.
 
 Standby providers (weight 0) come last. When nothing can take a message, ``retry_at`` says
 when something can.
@@ -38,11 +39,13 @@ class Selection:
     providers: list[Provider]
     views: dict[int, ProviderView] = field(default_factory=dict)
     retry_at: dt.datetime | None = None  # when nothing can take the message now
+    slow: set[int] = field(default_factory=set)  # providers to send one call at a time
+    shares: dict[int, float] = field(default_factory=dict)  # of the weights, among these
 
 
 LATENCY_TOLERANCE = 2.0
 MIN_SPEED = 0.03
-LATENCY_FLOOR_SECONDS = 0.001  # below this, latency differences are noise
+LATENCY_FLOOR_SECONDS = 0.01  # below this, latency differences are noise (a busy machine's)
 
 
 def score(provider: Provider, view: ProviderView, speed: float = 1.0) -> float:
@@ -50,24 +53,42 @@ def score(provider: Provider, view: ProviderView, speed: float = 1.0) -> float:
     return provider.weight * health * speed
 
 
-def expected_cost(view: ProviderView) -> float | None:
-    """Seconds a message sent now can expect to take; None before the provider's first call."""
-    if view.latency is None:
-        return None
-    return max(view.latency, LATENCY_FLOOR_SECONDS) * (view.in_flight + 1)
+def latency(view: ProviderView, at: float) -> float | None:
+    """Seconds per message: the estimate, or the age of the oldest call still running if that
+    is longer (a provider that has just slowed down shows it before its first slow call ends);
+    None before the provider's first call."""
+    known = [s for s in (view.latency, view.pending_seconds_per_message(at)) if s is not None]
+    return max(*known, LATENCY_FLOOR_SECONDS) if known else None
 
 
-def speeds(providers: Sequence[Provider], views: dict[int, ProviderView]) -> dict[int, float]:
-    """Each provider's speed factor against the cheapest of ``providers`` (see the module)."""
-    costs = {p.pk: expected_cost(views[p.pk]) for p in providers}
-    known = [cost for cost in costs.values() if cost is not None]
+def expected_cost(view: ProviderView, at: float) -> float | None:
+    """Seconds a message sent now can expect to take: latency x (calls in flight + 1)."""
+    seconds = latency(view, at)
+    return None if seconds is None else seconds * (view.in_flight + 1)
+
+
+def speeds(
+    providers: Sequence[Provider], views: dict[int, ProviderView], at: float
+) -> dict[int, float]:
+    """Each provider's speed factor (see the module). A provider within ``LATENCY_TOLERANCE``
+    of the fastest latency is not slow, however many calls it has in flight: providers take
+    calls side by side, so a busy fast provider is still fast. A slower one is weighed by its
+    expected cost against the fastest latency, so each call it already has makes it dearer."""
+    known = [s for p in providers if (s := latency(views[p.pk], at)) is not None]
     if not known:
-        return dict.fromkeys(costs, 1.0)
+        return dict.fromkeys((p.pk for p in providers), 1.0)
     allowed = LATENCY_TOLERANCE * min(known)
-    return {
-        pk: 1.0 if cost is None or cost <= allowed else max(MIN_SPEED, (allowed / cost) ** 2)
-        for pk, cost in costs.items()
-    }
+    return {p.pk: _speed(views[p.pk], allowed, at) for p in providers}
+
+
+def _speed(view: ProviderView, allowed: float, at: float) -> float:
+    seconds = latency(view, at)
+    if seconds is None or seconds <= allowed:
+        return 1.0
+    # The floor keeps one call going to a slow provider, never more: each of its calls holds a
+    # slot as long as many calls to the others.
+    floor = MIN_SPEED if view.in_flight == 0 else 0.0
+    return max(floor, (allowed / expected_cost(view, at)) ** 2)
 
 
 def order(
@@ -91,17 +112,20 @@ def order(
             weighted.append(provider)
         else:
             standby.append((view.penalty, provider.name, provider))
-    ordered = probes + weighted_draw(weighted, views, rng)
+    ordered = probes + weighted_draw(weighted, views, rng, at)
     ordered += [p for *_, p in sorted(standby, key=lambda item: item[:2])]
     return ordered, (min(waits) if waits else None)
 
 
 def weighted_draw(
-    providers: list[Provider], views: dict[int, ProviderView], rng: Callable[[], float]
+    providers: list[Provider],
+    views: dict[int, ProviderView],
+    rng: Callable[[], float],
+    at: float,
 ) -> list[Provider]:
     """Efraimidis-Spirakis: sorting by u ** (1 / score) is a weighted draw without replacement,
     so each provider comes first with probability score / sum(scores)."""
-    speed = speeds(providers, views)
+    speed = speeds(providers, views, at)
     keys = {p.pk: rng() ** (1 / max(score(p, views[p.pk], speed[p.pk]), 1e-9)) for p in providers}
     return sorted(providers, key=lambda p: -keys[p.pk])
 
@@ -121,6 +145,9 @@ def select(
         views = provider_state.read_views(providers, at=at) if providers else {}
     ordered, wait = order(providers, views, at=at)
     if ordered:
-        return Selection(ordered, views)
+        slow = {pk for pk, speed in speeds(ordered, views, at).items() if speed < 1}
+        total = sum(p.weight for p in ordered) or 1
+        shares = {p.pk: p.weight / total for p in ordered}
+        return Selection(ordered, views, slow=slow, shares=shares)
     retry_at = wait if wait is not None else at + NO_PROVIDER_RECHECK_SECONDS
     return Selection([], views, retry_at=dt.datetime.fromtimestamp(retry_at, tz=dt.UTC))

@@ -38,9 +38,10 @@ REDIS_DOWN_RETRY = dt.timedelta(seconds=5)
 TIME_LIMIT = SendError(ErrorClass.UNKNOWN, "task time limit during the call", code="time_limit")
 
 
-def jobs_send(*, job_ids: Sequence[int]) -> dict[int, str]:
+def jobs_send(*, job_ids: Sequence[int], hand_over: bool = False) -> dict[int, str]:
     """Send a batch of jobs; the status each was left in ("halted" or "not-claimed" for jobs
-    that were not claimed: halted before the claim, or not due, or someone else's)."""
+    that were not claimed: halted before the claim, or not due, or someone else's). With
+    ``hand_over`` (a worker) return as soon as nothing is left to start (``BatchSend.run``)."""
     if is_halted():
         # Not claimed: the jobs wait, and the drain that runs on resume publishes them again.
         outbox.clear_dispatched(job_ids)
@@ -52,7 +53,7 @@ def jobs_send(*, job_ids: Sequence[int]) -> dict[int, str]:
         # and well inside the lease (gpmas/time_budget.py).
         deadline = time.monotonic() + settings.GPMAS_BATCH_DEADLINE_SECONDS
         providers = Provider.objects.filter(enabled=True)
-        results.update(BatchSend(jobs, providers, deadline=deadline).run())
+        results.update(BatchSend(jobs, providers, deadline=deadline).run(hand_over=hand_over))
     return results
 
 
@@ -80,39 +81,90 @@ class BatchSend:
         self.running: dict[Future, Sending] = {}
         self.results: dict[int, str] = {}
         self.deadline = deadline
-        self.stopped = False  # halted: no further call starts
+        self.stopped = False  # halted, or Redis down: no further call starts
+        self.ending: tuple[dt.datetime, str] | None = None  # when and why untried jobs go back
         self.halt = HaltCheck()
         self.successes = DeferredSuccesses()
         self.state = ProviderStateCache(providers, self.successes)
         self.slots = inflight.slots()
 
-    def run(self) -> dict[int, str]:
-        put_back_at, reason = timezone.now(), "the batch ended before its turn"
+    def run(self, *, hand_over: bool = False) -> dict[int, str]:
+        """Send the batch. With ``hand_over`` (a worker), return once nothing is left to start
+        and the last calls have run ``inflight.HAND_OVER_AFTER_SECONDS``: those are left to the
+        process's finishing thread, their jobs "sending"."""
         try:
             self.ready.extend(batch_sendings(self))
-            self.keep_calls_going()
+            if self.keep_calls_going(hand_over=hand_over and self.slots.can_hand_over):
+                return self.results
         except redis.RedisError as exc:
-            # Provider state, quotas and probes live in Redis; without them no call is safe.
-            log.warning("batch stops: provider state unavailable (%s)", exc)
-            put_back_at, reason = timezone.now() + REDIS_DOWN_RETRY, "Redis unavailable"
+            self.redis_down(exc)
             self.finish_running()
         except SoftTimeLimitExceeded:
             self.abandon_running()
+            self.close()
             raise
-        finally:
-            self.put_back(due_at=put_back_at, reason=reason)
-            if not self.successes.write_now():
-                log.warning("could not record the batch's last successes")
+        except BaseException:
+            self.close()
+            raise
+        self.close()
         return self.results
 
-    def keep_calls_going(self) -> None:
+    def keep_calls_going(self, *, hand_over: bool) -> bool:
+        """Start calls while jobs wait and slots are free, record calls as they end; True when
+        the batch was handed over instead."""
+        idle_since = None  # when the batch last had nothing to start but calls running
         while True:
-            while len(self.running) < self.slots.size and self.start_next():
+            while self.start_next():
+                idle_since = None
+            if self.running and hand_over and not self.startable():
+                idle_since = idle_since or time.monotonic()
+                wait = idle_since + inflight.HAND_OVER_AFTER_SECONDS - time.monotonic()
+                if wait <= 0:
+                    self.hand_over()
+                    return True
+                for future in self.slots.wait_any(self.running, timeout=wait):
+                    self.finish(future)
+            elif self.running:
+                for future in self.slots.wait_any(self.running):
+                    self.finish(future)
+            elif self.startable():  # every slot is held by another batch's calls
+                if self.slots.take(wait=1):
+                    self.slots.give_back()
+            else:
+                return False
+
+    def hand_over(self) -> None:
+        jobs = [job for sending in self.running.values() for job in sending.jobs]
+        self.results.update((job.pk, Status.SENDING) for job in jobs)
+        self.successes.write_now()  # the state others rank on stays current meanwhile
+        self.slots.hand_over(self)
+
+    # --- Steps of a handed-over batch (the process's finishing thread) --------------------------
+
+    def step(self, future: Future) -> None:
+        """Record a call that ended, and start whatever can start now."""
+        self.finish(future)
+        self.advance()
+
+    def advance(self) -> None:
+        try:
+            while self.start_next():
                 pass
-            if not self.running:
-                return
-            for future in self.slots.wait_any(self.running):
-                self.finish(future)
+        except redis.RedisError as exc:
+            self.redis_down(exc)
+
+    def redis_down(self, exc: Exception) -> None:
+        # Provider state, quotas and probes live in Redis; without them no call is safe.
+        log.warning("batch stops: provider state unavailable (%s)", exc)
+        self.stopped = True
+        self.ending = (timezone.now() + REDIS_DOWN_RETRY, "Redis unavailable")
+
+    def close(self) -> None:
+        """End the batch as the put-back rule says, and write the successes still waiting."""
+        due_at, reason = self.ending or (timezone.now(), "the batch ended before its turn")
+        self.put_back(due_at=due_at, reason=reason)
+        if not self.successes.write_now():
+            log.warning("could not record the batch's last successes")
 
     def finish_running(self) -> None:
         """Let the calls in flight end and record them (their providers may have the messages)."""
@@ -120,38 +172,47 @@ class BatchSend:
             for future in self.slots.wait_any(self.running):
                 self.finish(future)
 
+    def startable(self) -> bool:
+        """A job waits for a call, and the batch may still start one."""
+        in_time = not self.stopped and time.monotonic() < self.deadline
+        return in_time and bool(self.ready or self.untried)
+
     def start_next(self) -> bool:
-        """Start one call, a job's first or next; False when there is none to start."""
-        if self.stopped or time.monotonic() >= self.deadline:
+        """Start one job's first or next call, in a slot of its own; False when no job waits or
+        no slot is free."""
+        if not self.startable() or not self.slots.take():
             return False
-        if self.ready:
-            sending = self.ready.popleft()
-        elif self.untried:
-            sending = Sending([self.untried.popleft()])
-        else:
-            return False
+        sending = self.ready.popleft() if self.ready else Sending([self.untried.popleft()])
         try:
-            self.start(sending)
+            launched = self.start(sending)
         except redis.RedisError:
+            self.slots.give_back()
             if sending.failures:
                 self.ready.appendleft(sending)  # a provider may have it: settled at the end
             elif not sending.batch:
                 self.untried.extendleft(reversed(sending.jobs))  # no call yet: still untried
             raise
+        if not launched:
+            self.slots.give_back()
         return True
 
-    def start(self, sending: Sending) -> None:
-        """Start the next call of ``sending``, or settle it when no provider is left to try."""
+    def start(self, sending: Sending) -> bool:
+        """Start the next call of ``sending`` (True), or settle it when no provider is left to
+        try, or stop at a halt (False)."""
         while (provider := sending.next_provider(self)) is not None:
+            full = self.slots.full_for(provider.pk, sending.shares.get(provider.pk, 0))
+            if sending.defer(provider, full=full):
+                continue  # another provider first (inflight.CallSlots.bulkhead)
             if self.halt.halted():
                 self.stop_for_halt(sending)
-                return
+                return False
             if sending.reserve(provider):
                 self.launch(sending, provider)
-                return
+                return True
             self.state.forget()  # another worker took its quota or probe slot since we ranked
         if not sending.batch:  # a batch call's jobs never left untried: they go one by one
             self.results.update(settle(sending))
+        return False
 
     def select(self, *, pinned: Provider | None) -> tuple[ranking.Selection, bool]:
         """Rank the batch's providers (only ``pinned``, if given); also whether the state it
@@ -180,7 +241,7 @@ class BatchSend:
         self.state.call_started(provider)
         sending.call = Call(provider)
         try:
-            future = self.slots.start(sending.make_call)
+            future = self.slots.start(sending.make_call, provider.pk)
         except SoftTimeLimitExceeded:  # with one slot the call runs inline
             self.running[Future()] = sending
             raise

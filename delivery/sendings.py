@@ -29,6 +29,9 @@ class Sending:
     ranked_fresh: bool = False  # ranked on state read just now, not reused
     reranked: bool = False
     retry_at: dt.datetime | None = None  # the last ranking found no provider: when one can
+    slow: set[int] = field(default_factory=set)  # of its candidates, those too slow to share
+    deferred: set[int] = field(default_factory=set)  # put last once, for the bulkhead
+    shares: dict[int, float] = field(default_factory=dict)  # of the weights, among candidates
     failures: list[Call] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)
     grant: Grant | None = None
@@ -53,14 +56,30 @@ class Sending:
             self.rank(batch)
         return self.candidates.pop(0) if self.candidates else None
 
+    def defer(self, provider: Provider, *, full: bool) -> bool:
+        """Put ``provider`` after the other candidates when it holds its full share of the
+        worker's slots (once: if nobody else takes the message, it still may)."""
+        if not full or not self.candidates or provider.pk in self.deferred:
+            return False
+        self.deferred.add(provider.pk)
+        self.candidates.append(provider)
+        return True
+
     def rank(self, batch: BatchSend) -> None:
         selection, self.ranked_fresh = batch.select(pinned=self.jobs[0].pinned_provider)
         self.candidates = list(selection.providers)
         self.retry_at = selection.retry_at
+        self.slow = selection.slow
+        self.shares = selection.shares
 
     def reserve(self, provider: Provider) -> bool:
         """Take quota (and a half-open provider's probe slot) for this call; False if refused."""
-        grant = provider_state.reserve(provider, at=provider_state.now(), recipients=len(self.jobs))
+        grant = provider_state.reserve(
+            provider,
+            at=provider_state.now(),
+            recipients=len(self.jobs),
+            alone=provider.pk in self.slow,  # a slow provider: one call at a time
+        )
         if not grant.ok:
             self.refusals.append(f"{provider.name}: {grant.refused_because}")
             return False

@@ -13,7 +13,7 @@ def drain() -> None:
 
 @shared_task(name="gpmas.delivery.send_jobs", ignore_result=True)
 def send_jobs(job_ids: list[int]) -> None:
-    sending.jobs_send(job_ids=job_ids)
+    sending.jobs_send(job_ids=job_ids, hand_over=True)
 
 
 def publish_send_jobs(job_ids: list[int]) -> None:

@@ -45,9 +45,12 @@ def _close_old_database_connections(sender=None, **kwargs) -> None:
 
 @worker_process_shutdown.connect
 def _close_provider_connections(**kwargs) -> None:
-    # Adapters keep their connections between batches; say goodbye (SMTP QUIT) on the way out.
+    # Let the calls still in flight end and be recorded (they end within the provider
+    # timeouts), then say goodbye on the adapters' connections (SMTP QUIT).
+    from delivery import inflight
     from delivery.connections import close_adapters
 
+    inflight.shutdown()
     close_adapters()
 
 

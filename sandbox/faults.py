@@ -34,7 +34,9 @@ _MAX_RETRY_AFTER = 86_400
 
 
 def check_provider(provider: str) -> str:
-    if provider not in PROVIDERS:
+    """A provider kind, or ``<kind>:<scope>`` for a fault that holds for one scope of it (a
+    Mailgun sending domain)."""
+    if provider.partition(":")[0] not in PROVIDERS:
         raise ValueError(f"unknown provider {provider!r}; expected one of {', '.join(PROVIDERS)}")
     return provider
 

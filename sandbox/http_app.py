@@ -27,6 +27,7 @@ class Emulator(Protocol):
 
     def matches(self, method: str, path: str) -> bool: ...
     def status_for_code(self, code: str) -> int | None: ...
+    def scope(self, request: Request) -> str | None: ...
     def fault_response(self, verdict: Verdict) -> Response: ...
     def handle(self, request: Request) -> tuple[Response, list[CapturedMessage]]: ...
 
@@ -61,8 +62,10 @@ class App:
     def _send(self, emulator: Emulator, request: Request) -> Response:
         provider = emulator.name
         epoch = self.inbox.record_call(provider)
+        scope = emulator.scope(request)
+        fault = scope and self.faults.get(f"{provider}:{scope}")
         verdict = decide(
-            self.faults.get(provider),
+            fault or self.faults.get(provider),
             default_status=emulator.default_status,
             status_for_code=emulator.status_for_code,
         )

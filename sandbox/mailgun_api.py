@@ -55,6 +55,12 @@ class MailgunEmulator:
     def status_for_code(self, code: str) -> int | None:
         return None
 
+    def scope(self, request: Request) -> str | None:
+        """The sending domain: a fault set for ``mailgun:<domain>`` holds for it alone, so one
+        Mailgun provider row can be slowed while another (another domain) is not."""
+        match = _PATH_RE.match(request.path)
+        return match["domain"].lower() if match else None
+
     def fault_response(self, verdict: Verdict) -> Response:
         status = verdict.status or self.default_status
         detail = f" ({verdict.code})" if verdict.code else ""

@@ -53,6 +53,9 @@ class SendGridEmulator:
     def status_for_code(self, code: str) -> int | None:
         return None
 
+    def scope(self, request: Request) -> str | None:
+        return None
+
     def fault_response(self, verdict: Verdict) -> Response:
         status = verdict.status or self.default_status
         detail = f" ({verdict.code})" if verdict.code else ""

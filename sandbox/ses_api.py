@@ -125,6 +125,9 @@ class SesEmulator:
     def status_for_code(self, code: str) -> int | None:
         return STATUS_FOR_CODE.get(code, 400)
 
+    def scope(self, request: Request) -> str | None:
+        return None
+
     def fault_response(self, verdict: Verdict) -> Response:
         status = verdict.status or self.default_status
         code = verdict.code or code_for_status(status)

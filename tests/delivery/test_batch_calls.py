@@ -195,8 +195,10 @@ def test_a_failed_batch_call_falls_back_to_one_by_one(sendgrid, clean_sandbox, m
 
 
 def test_a_failing_provider_hands_the_batch_to_the_next_one(
-    providers_in_fixed_order, clean_sandbox
+    providers_in_fixed_order, clean_sandbox, settings
 ):
+    # One call at a time: with several, the bulkhead would spread them over the standbys.
+    settings.GPMAS_CALLS_IN_FLIGHT = 1
     sendgrid = providers_in_fixed_order["sendgrid"]
     Provider.objects.filter(pk=sendgrid.pk).update(daily_quota=1000)
     clean_sandbox.faults.set("sendgrid", Fault(status=503))

@@ -88,26 +88,16 @@ def test_slow_successes_are_soft_failures_that_never_open_the_circuit():
     assert view(p, T0 + 61).penalty < 26
 
 
+def state(latency: float | None, in_flight: int = 0, **oldest) -> provider_state.ProviderView:
+    return provider_state.ProviderView(
+        0, 0, CLOSED, 0, 0, 0, 0, False, "", None, latency=latency, in_flight=in_flight, **oldest
+    )
+
+
 def speed_of(latencies: dict[int, float | None], in_flight: dict[int, int] | None = None):
     providers = [provider(pk) for pk in latencies]
-    views = {
-        p.pk: provider_state.ProviderView(
-            0,
-            0,
-            CLOSED,
-            0,
-            0,
-            0,
-            0,
-            False,
-            "",
-            None,
-            latency=latencies[p.pk],
-            in_flight=(in_flight or {}).get(p.pk, 0),
-        )
-        for p in providers
-    }
-    return ranking.speeds(providers, views)
+    views = {p.pk: state(latencies[p.pk], (in_flight or {}).get(p.pk, 0)) for p in providers}
+    return ranking.speeds(providers, views, T0)
 
 
 def test_providers_within_the_tolerance_count_as_equally_fast():
@@ -120,8 +110,45 @@ def test_beyond_the_tolerance_speed_falls_with_the_square_of_the_slowness_to_a_f
     assert speed_of({1: FAST, 2: SLOW})[2] == ranking.MIN_SPEED  # (2/75)**2 is below it
 
 
-def test_calls_in_flight_make_a_provider_costlier():
-    assert speed_of({1: FAST, 2: FAST}, {1: 0, 2: 5})[2] == pytest.approx((2 / 6) ** 2)
+def test_a_busy_fast_provider_stays_fast_and_a_slow_ones_calls_in_flight_make_it_dearer():
+    """Providers take calls side by side: many calls in flight to a fast provider do not make
+    it slow. To a slow one, each adds its latency to the cost of the next."""
+    assert speed_of({1: FAST, 2: FAST}, {1: 0, 2: 12}) == {1: 1.0, 2: 1.0}
+    slower = FAST * 10
+    assert speed_of({1: FAST, 2: slower}, {2: 0})[2] == pytest.approx((2 / 10) ** 2)
+    assert speed_of({1: FAST, 2: slower}, {2: 1})[2] == pytest.approx((2 / 20) ** 2)
+
+
+def test_a_slow_provider_keeps_one_call_going_never_more():
+    """Its floor holds while it has no call in flight: one slow call holds a slot as long as
+    75 fast ones, so a second would cost the system far more than it tells."""
+    assert speed_of({1: FAST, 2: SLOW}, {2: 0})[2] == ranking.MIN_SPEED
+    assert speed_of({1: FAST, 2: SLOW}, {2: 1})[2] < ranking.MIN_SPEED / 100
+
+
+def test_a_call_running_longer_than_the_estimate_shows_the_slowdown_before_it_ends():
+    fast, turning = provider(1), provider(2)
+    views = {
+        1: state(FAST),
+        # Fast so far, but a call started 0.5 s ago is still running: it is 25x slower now.
+        2: state(FAST, in_flight=1, oldest_call_started=T0 - 0.5, oldest_call_messages=1),
+    }
+    assert ranking.expected_cost(views[2], T0) == pytest.approx(0.5 * 2)
+    assert ranking.speeds([fast, turning], views, T0)[2] < 0.01
+
+
+def test_a_batch_call_s_age_counts_per_message():
+    # A call of 100 messages running for 2 s: 20 ms a message, like a fast single call.
+    batch = state(FAST, in_flight=1, oldest_call_started=T0 - 2, oldest_call_messages=100)
+    assert ranking.expected_cost(batch, T0) == pytest.approx(0.02 * 2)
+
+
+def test_the_oldest_call_in_flight_is_read_with_the_state(redis_client):
+    p = provider(1)
+    provider_state.reserve(p, at=T0 - 2, recipients=4)
+    provider_state.reserve(p, at=T0 - 1)
+    seen = view(p)
+    assert (seen.in_flight, seen.oldest_call_started, seen.oldest_call_messages) == (2, T0 - 2, 4)
 
 
 def test_a_75x_slower_provider_gets_under_5_percent_and_its_weighted_share_back_when_fast(
@@ -143,3 +170,21 @@ def first_choices(providers: list[Provider], at: float, draws: int) -> Counter:
     return Counter(
         ranking.order(providers, views, at=at, rng=rng.random)[0][0].pk for _ in range(draws)
     )
+
+
+def test_a_provider_reserved_alone_takes_no_second_call_while_one_is_in_flight():
+    p = provider(1)
+    first = provider_state.reserve(p, at=T0, alone=True)
+    refused = provider_state.reserve(p, at=T0, alone=True)
+    assert (first.ok, refused.ok, refused.refused_because) == (True, False, "slow_busy")
+    assert provider_state.reserve(p, at=T0).ok  # not alone: calls side by side, as usual
+    provider_state.record_outcome(p, "accepted", at=T0 + 1, call_id=first.call_id)
+    assert not provider_state.reserve(p, at=T0 + 1, alone=True).ok  # the other is still going
+
+
+def test_a_slow_provider_is_marked_for_calls_one_at_a_time(redis_client):
+    slow, steady = provider(1), provider(2)
+    called(steady, T0, FAST)
+    called(slow, T0, SLOW)
+    selection = ranking.select([slow, steady], at=T0 + 0.1)
+    assert selection.slow == {slow.pk}

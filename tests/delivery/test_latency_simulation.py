@@ -147,7 +147,9 @@ def test_without_the_latency_factor_the_same_slowdown_clogs_the_slots(monkeypatc
     """Control: with speed left out of the score, "a" keeps its third of the stream, and a
     message takes ten times longer on average."""
     monkeypatch.setattr(
-        ranking, "speeds", lambda providers, views: dict.fromkeys([p.pk for p in providers], 1.0)
+        ranking,
+        "speeds",
+        lambda providers, views, at: dict.fromkeys([p.pk for p in providers], 1.0),
     )
     run = simulate({"a": gradually})
     print(run.table("control: the same day without the latency factor"))

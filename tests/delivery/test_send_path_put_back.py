@@ -135,9 +135,9 @@ def redis_down(monkeypatch, *, after: int = 0) -> None:
         up()
         return real_read(providers, at=at, along=along)
 
-    def reserve(provider, *, at, recipients=1):
+    def reserve(provider, *, at, recipients=1, alone=False):
         up()
-        return real_reserve(provider, at=at, recipients=recipients)
+        return real_reserve(provider, at=at, recipients=recipients, alone=alone)
 
     monkeypatch.setattr(provider_state, "read_views", read_views)
     monkeypatch.setattr(provider_state, "reserve", reserve)
@@ -176,7 +176,7 @@ def test_redis_down_at_the_start_of_a_batch_puts_every_job_back_for_5_seconds(
         redis_down(monkeypatch)
     else:
 
-        def reserve(provider, *, at, recipients=1):
+        def reserve(provider, *, at, recipients=1, alone=False):
             raise redis.ConnectionError("Connection refused.")
 
         monkeypatch.setattr(provider_state, "reserve", reserve)
@@ -231,11 +231,11 @@ def test_a_failed_job_meeting_redis_down_at_its_next_provider_is_retried_not_put
     real_reserve = provider_state.reserve
     reservations = []
 
-    def reserve(provider, *, at, recipients=1):
+    def reserve(provider, *, at, recipients=1, alone=False):
         reservations.append(provider.kind)
         if len(reservations) > 1:  # ...and Redis is gone when the next is reserved
             raise redis.ConnectionError("Connection refused.")
-        return real_reserve(provider, at=at, recipients=recipients)
+        return real_reserve(provider, at=at, recipients=recipients, alone=alone)
 
     monkeypatch.setattr(provider_state, "reserve", reserve)
     job = new_job(ics=ICS)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import smtplib
 import socket
+import threading
 
 import pytest
 
@@ -124,3 +125,41 @@ def test_a_worker_process_shutting_down_says_goodbye_on_every_slots_session(
     _close_provider_connections()  # Celery's worker_process_shutdown signal
 
     assert len(quits) == smtp_sessions["connects"] > 1
+
+
+def test_no_provider_holds_more_than_its_share_of_the_slots_while_another_can_take_the_message(
+    providers, clean_sandbox, settings
+):
+    """The bulkhead. Equal weights, four slots, four jobs at once, five times: without it, one
+    provider would get three or four of the four calls in most rounds (10 in 16)."""
+    from delivery.models import Provider
+
+    settings.GPMAS_CALLS_IN_FLIGHT = 4
+    Provider.objects.exclude(kind__in=["mailgun", "smtp"]).update(enabled=False)
+    Provider.objects.filter(kind__in=["mailgun", "smtp"]).update(weight=1)
+    clean_sandbox.faults.set("mailgun", Fault(latency_ms=200))
+    clean_sandbox.faults.set("smtp", Fault(latency_ms=200))
+    for _ in range(5):
+        jobs = [new_job() for _ in range(4)]
+        assert set(jobs_send(job_ids=ids(jobs)).values()) == {Status.SENT}
+        kinds = DeliveryAttempt.objects.filter(job__in=jobs).values_list(
+            "provider__kind", flat=True
+        )
+        assert sorted(kinds) == ["mailgun", "mailgun", "smtp", "smtp"]
+
+
+def test_the_bulkhead_is_half_the_slots_or_the_providers_share_if_more():
+    from delivery.inflight import CallSlots
+
+    slots, release = CallSlots(4), threading.Event()
+    try:
+        for _ in range(2):  # two calls to provider 7 running
+            assert slots.take()
+            slots.start(lambda: release.wait(10), 7)
+        assert slots.full_for(7, share=0.5) and slots.full_for(7, share=0.2)
+        assert not slots.full_for(7, share=0.75)  # three of four for a 3:1 weight
+        assert not slots.full_for(8, share=0.0)  # another provider: none running
+        assert not CallSlots(1).full_for(7, share=0.0)  # one slot: nothing to keep free
+    finally:
+        release.set()
+        slots.shutdown()

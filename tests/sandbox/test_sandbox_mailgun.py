@@ -112,3 +112,20 @@ def test_mailgun_faults(sandbox: Sandbox) -> None:
             mailgun_send(client, job="mg-hung")
     assert sandbox.inbox.wait_for(lambda inbox: len(inbox.messages(job="mg-hung")) == 1, 5)
     assert sandbox.inbox.stats()["mailgun"]["calls"] == 4
+
+
+def test_a_fault_for_one_mailgun_domain_holds_for_that_domain_alone(sandbox: Sandbox) -> None:
+    sandbox.faults.set("mailgun:slow.example.com", Fault(status=503))
+    with mailgun_client(sandbox) as client:
+        slowed = client.messages.create(
+            domain="slow.example.com",
+            data={"from": SENDER, "to": "ann@example.org", "subject": "S", "text": "b"},
+        )
+        other = client.messages.create(
+            domain="example.com",
+            data={"from": SENDER, "to": "bob@example.org", "subject": "S", "text": "b"},
+        )
+    assert (slowed.status_code, other.status_code) == (503, 200)
+    assert [m.to for m in sandbox.inbox.messages("mailgun")] == [["bob@example.org"]]
+    with pytest.raises(ValueError, match="unknown provider 'pigeon:x'"):
+        sandbox.faults.set("pigeon:x", Fault(status=503))
