@@ -175,6 +175,8 @@ class Grant:
     probe: bool = False
     refused_because: str = ""  # open, rate_limited, rate, quota, probing, slow_busy
     call_id: str = ""  # names the call among the provider's calls in flight
+    at: float = 0.0  # when it was taken
+    recipients: int = 0
 
 
 def reserve(provider: Provider, *, at: float, recipients: int = 1, alone: bool = False) -> Grant:
@@ -202,8 +204,22 @@ def reserve(provider: Provider, *, at: float, recipients: int = 1, alone: bool =
         ],
     )
     if ok:
-        return Grant(ok=True, probe=bool(detail), call_id=call_id)
+        return Grant(ok=True, probe=bool(detail), call_id=call_id, at=at, recipients=recipients)
     return Grant(ok=False, refused_because=detail.decode())
+
+
+def give_back(provider: Provider, grant: Grant) -> None:
+    """Undo a reservation whose call was not made after all (a halt seen right after it): its
+    quota and rate, its place among the calls in flight, its probe slot."""
+    pipe = project_redis.client().pipeline(transaction=False)
+    pipe.decrby(
+        _key(provider.pk, "quota", quota_day(provider.quota_reset_tz, grant.at)), grant.recipients
+    )
+    pipe.decrby(_key(provider.pk, "rate", int(grant.at)), grant.recipients)
+    pipe.zrem(_key(provider.pk, "inflight"), grant.call_id)
+    if grant.probe:
+        pipe.delete(_key(provider.pk, "probe"))
+    pipe.execute()
 
 
 def refund(provider: Provider, *, at: float, recipients: int = 1) -> None:

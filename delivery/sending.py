@@ -203,10 +203,15 @@ class BatchSend:
             full = self.slots.full_for(provider.pk, sending.shares.get(provider.pk, 0))
             if sending.defer(provider, full=full):
                 continue  # another provider first (inflight.CallSlots.bulkhead)
-            if self.halt.halted():
-                self.stop_for_halt(sending)
-                return False
             if sending.reserve(provider):
+                # The call starts (and is timed) here, then the halt switch is read, right
+                # before the call it allows: an attempt that started after a halt committed
+                # would have read it.
+                sending.call = Call(provider)
+                if self.halt.halted():
+                    provider_state.give_back(provider, sending.grant)
+                    self.stop_for_halt(sending)
+                    return False
                 self.launch(sending, provider)
                 return True
             self.state.forget()  # another worker took its quota or probe slot since we ranked
@@ -239,7 +244,6 @@ class BatchSend:
             for job in sending.jobs:  # a provider may have them from here on: the put-back rule
                 self.untried.remove(job)
         self.state.call_started(provider)
-        sending.call = Call(provider)
         try:
             future = self.slots.start(sending.make_call, provider.pk)
         except SoftTimeLimitExceeded:  # with one slot the call runs inline

@@ -35,6 +35,7 @@ from django.db.models import Count
 from delivery.models import DeliveryAttempt, EmailJob
 from sandbox import Sandbox
 from tests.chaos.records import (
+    ARRIVAL_GRACE_SECONDS,
     CRASH_CAUSE,
     GRACE_SECONDS,
     TERMINAL,
@@ -165,7 +166,7 @@ def emulator_calls_in_windows(
     windows: Sequence[tuple[float, float]],
     *,
     provider: str | None = None,
-    grace: float = GRACE_SECONDS,
+    grace: float = ARRIVAL_GRACE_SECONDS,
 ) -> int:
     """The same, from the emulators' side: calls that arrived inside a window."""
     return sum(

@@ -13,10 +13,13 @@ TERMINAL = {"sent", "failed", "cancelled"}
 WAITING = {"queued", "retrying"}
 CRASH_CAUSE = "crash after provider accepted, before commit"
 UNEXPLAINED = "unexplained"
-# A call the worker started just before a halt committed or a circuit opened reaches the emulator
-# a little later; the send path checks the switch, reserves, then calls (docs/architecture.md,
-# "Sending").
+# An attempt starts (is stamped) just before the send path's last check of the halt switch and
+# the circuit (docs/architecture.md, "Sending"), so one that started more than a moment after a
+# halt committed is a violation.
 GRACE_SECONDS = 0.25
+# A call started before the halt reaches the emulator later, and later still on two busy cores
+# with four calls in flight per worker process and the emulators in one process (seen: 0.4 s).
+ARRIVAL_GRACE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)

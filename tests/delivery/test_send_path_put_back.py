@@ -244,3 +244,28 @@ def test_a_failed_job_meeting_redis_down_at_its_next_provider_is_retried_not_put
 
     assert reservations == ["sendgrid", "mailgun"]
     assert_retried_after(job, "transient")
+
+
+def test_a_halt_between_the_reservation_and_the_call_gives_the_reservation_back(
+    sendgrid, clean_sandbox, monkeypatch, settings
+):
+    """The switch is read after the reservation, right before the call: a halt committed in
+    between stops the call, and the quota and the call in flight are given back."""
+    settings.GPMAS_CALLS_IN_FLIGHT = 1
+    real_reserve = provider_state.reserve
+
+    def reserve_then_halt(provider, *, at, recipients=1, alone=False):
+        grant = real_reserve(provider, at=at, recipients=recipients, alone=alone)
+        system_halt(reason="incident", source="test")
+        return grant
+
+    monkeypatch.setattr(provider_state, "reserve", reserve_then_halt)
+    job = new_job(ics=ICS)
+
+    results, window = timed_send([job.pk])
+
+    assert results == {job.pk: sending.HALTED}
+    assert calls(clean_sandbox) == 0
+    state = provider_state.read_views([sendgrid], at=provider_state.now())[sendgrid.pk]
+    assert (state.quota_used, state.in_flight) == (0, 0)
+    assert_put_back([job], window)
