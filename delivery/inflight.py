@@ -94,7 +94,13 @@ class CallSlots:
                 self._free.release()
 
         if self._pool is not None:
-            return self._pool.submit(call)
+            try:
+                return self._pool.submit(call)
+            except BaseException:  # the call never ran: its slot and count are still held
+                with self._count_lock:
+                    self._by_provider[provider_id] -= 1
+                self._free.release()
+                raise
         done: futures.Future = futures.Future()
         done.set_result(call())  # a time limit raised inside it propagates to the caller
         return done

@@ -82,6 +82,7 @@ class BatchSend:
         self.results: dict[int, str] = {}
         self.deadline = deadline
         self.stopped = False  # halted, or Redis down: no further call starts
+        self.slot_held = False  # start_next took a slot that no call has taken over yet
         self.ending: tuple[dt.datetime, str] | None = None  # when and why untried jobs go back
         self.halt = HaltCheck()
         self.successes = DeferredSuccesses()
@@ -183,17 +184,18 @@ class BatchSend:
         if not self.startable() or not self.slots.take():
             return False
         sending = self.ready.popleft() if self.ready else Sending([self.untried.popleft()])
+        self.slot_held = True  # until a call takes it over (launch)
         try:
-            launched = self.start(sending)
+            self.start(sending)
         except redis.RedisError:
-            self.slots.give_back()
             if sending.failures:
                 self.ready.appendleft(sending)  # a provider may have it: settled at the end
             elif not sending.batch:
                 self.untried.extendleft(reversed(sending.jobs))  # no call yet: still untried
             raise
-        if not launched:
-            self.slots.give_back()
+        finally:
+            if self.slot_held:  # a slot lost here would be lost for the process's life
+                self.slots.give_back()
         return True
 
     def start(self, sending: Sending) -> bool:
@@ -244,6 +246,7 @@ class BatchSend:
             for job in sending.jobs:  # a provider may have them from here on: the put-back rule
                 self.untried.remove(job)
         self.state.call_started(provider)
+        self.slot_held = False  # the call has it now, and gives it back when it ends
         try:
             future = self.slots.start(sending.make_call, provider.pk)
         except SoftTimeLimitExceeded:  # with one slot the call runs inline

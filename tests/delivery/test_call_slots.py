@@ -1,0 +1,41 @@
+"""A worker process's call slots (``delivery.inflight``): taken for each call, given back
+whatever happens, never more than the bound."""
+
+import pytest
+from django.db import OperationalError
+
+from delivery import freshness, inflight
+from delivery.models import EmailJob
+from delivery.sending import jobs_send
+from tests.delivery.sendpath import ICS, ids, new_job
+
+pytestmark = pytest.mark.django_db
+
+
+def free_slots() -> int:
+    return inflight.slots()._free._value
+
+
+def test_a_database_error_before_a_call_gives_its_slot_back(
+    sendgrid, clean_sandbox, settings, monkeypatch
+):
+    settings.GPMAS_CALLS_IN_FLIGHT = 2
+    reads = {"n": 0}
+    real = freshness.is_halted
+
+    def is_halted():
+        reads["n"] += 1
+        if reads["n"] == 2:  # the check before the first call (after the one before the claim)
+            raise OperationalError("server closed the connection unexpectedly")
+        return real()
+
+    monkeypatch.setattr(freshness, "is_halted", is_halted)
+    jobs = [new_job(ics=ICS) for _ in range(3)]
+    with pytest.raises(OperationalError):
+        jobs_send(job_ids=ids(jobs))
+    assert free_slots() == 2  # both, or the process would lose one for its whole life
+
+    monkeypatch.setattr(freshness, "is_halted", real)
+    later = [new_job(ics=ICS) for _ in range(2)]
+    assert set(jobs_send(job_ids=ids(later)).values()) == {EmailJob.Status.SENT}
+    assert free_slots() == 2
