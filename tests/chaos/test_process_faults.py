@@ -29,19 +29,20 @@ def sent(job_ids: list[int]) -> int:
     return EmailJob.objects.filter(pk__in=job_ids, status="sent").count()
 
 
-def flowing_stream(start_stack, emulators, name: str, **stack_options):
+def flowing_stream(start_stack, emulators, name: str, *, jobs: int = 150, **stack_options):
     """Start a scenario's stack and a stream of jobs through slowed providers; return once mail
     flows, with the time the fault begins."""
     slow_providers(emulators)
     stack = start_stack(name, **stack_options)
-    job_ids = enqueue_jobs(scaled(150))
+    job_ids = enqueue_jobs(scaled(jobs))
     stack.nudge()
     wait_for(lambda: sent(job_ids) >= 5, timeout=30, message="the stream to flow")
     return stack, job_ids, time.time()
 
 
 def test_pool_children_killed_mid_send_again_and_again_lose_nothing(start_stack, clean_sandbox):
-    stack, job_ids, fault_start = flowing_stream(start_stack, clean_sandbox, "kill-child")
+    # Enough jobs for several kills: with calls in flight 150 jobs drain in under a second.
+    stack, job_ids, fault_start = flowing_stream(start_stack, clean_sandbox, "kill-child", jobs=600)
 
     def kill_one_child() -> None:
         with contextlib.suppress(AssertionError, ProcessLookupError):  # pool between children
@@ -50,8 +51,8 @@ def test_pool_children_killed_mid_send_again_and_again_lose_nothing(start_stack,
     def all_settled() -> bool:
         return jobs_settled(job_ids, due_after=time.time())
 
-    # SIGKILL a pool process every second for as long as jobs are still open (bounded).
-    attack = repeatedly(kill_one_child, every=1.0, limit=15 * SCALE, until=all_settled)
+    # SIGKILL a pool process every half second for as long as jobs are still open (bounded).
+    attack = repeatedly(kill_one_child, every=0.5, limit=15 * SCALE, until=all_settled)
     with attack as kills, contextlib.suppress(AssertionError):  # the loop's limit ends it
         wait_for(all_settled, timeout=15 * SCALE, interval=0.5, message="the kill loop")
     fault_end = kills[-1] if kills else fault_start
