@@ -39,26 +39,24 @@ def plan(args):
 
 
 def print_fanout_table(rows: list[dict]) -> None:
-    from bench.fanout import sink_ceiling
-
     print(
-        "\n| sink | contestant | msg/s | GPMAS / this | sink CPU/msg | sink busy "
-        "| machine CPU/msg | check |"
+        "\n| sink | contestant | msg/s | GPMAS / this | own CPU/msg (processes + PostgreSQL + "
+        "Redis) | machine CPU/msg | check |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---|")
+    print("|---|---|---:|---:|---:|---:|---|")
     for row in rows:
+        parts = " + ".join(
+            f"{row.get(f'{part}_ms_per_message', 0):.2f}"
+            for part in ("processes", "postgresql", "redis")
+        )
         costs = (
-            _ms(row.get("sink_ms_per_message")),
-            f"{row['sink_busy']:.0%}" if "sink_busy" in row else "-",
+            f"{_ms(row.get('own_ms_per_message'))} ({parts})",
             _ms(row.get("machine_ms_per_message")),
         )
         print(
             f"| {row['sink']} | {row['contestant']} | {row['per_second']:.0f} | "
             f"{row['gpmas_ratio']:.2f}x | {' | '.join(costs)} | {row['check']} |"
         )
-    ceiling = sink_ceiling(rows)
-    if ceiling:
-        print(f"\nSMTP sink ceiling (its one thread 100 % busy): {ceiling:.0f} msg/s")
 
 
 def _ms(value: float | None) -> str:
