@@ -110,7 +110,6 @@ class StageTimes:
         self.seconds: defaultdict[str, float] = defaultdict(float)
         self.calls: Counter[str] = Counter()
         self.depth: Counter[str] = Counter()
-        self.job_seconds: list[float] = []  # per job: ranking, provider calls, recording
 
     def _wrap(self, stage: str, function):
         def timed(*args, **kwargs):
@@ -145,7 +144,6 @@ class StageTimes:
                 saved.append((module, name, getattr(module, name)))
                 setattr(module, name, self._wrap(stage, getattr(module, name)))
         real_adapter_for = calls.adapter_for
-        real_send_one = sending.BatchSend.send_one
         stages = self
 
         class TimedAdapter:
@@ -161,20 +159,11 @@ class StageTimes:
             def __getattr__(self, name):  # max_batch, batch_key: the real adapter's
                 return getattr(self.adapter, name)
 
-        def send_one(*args, **kwargs):
-            started = time.perf_counter()
-            try:
-                return real_send_one(*args, **kwargs)
-            finally:
-                self.job_seconds.append(time.perf_counter() - started)
-
         timed_adapter_for = lambda provider: TimedAdapter(real_adapter_for(provider))  # noqa: E731
-        calls.adapter_for = sending.adapter_for = timed_adapter_for
-        sending.BatchSend.send_one = send_one
+        calls.adapter_for = timed_adapter_for
         try:
             yield self
         finally:
-            calls.adapter_for = sending.adapter_for = real_adapter_for
-            sending.BatchSend.send_one = real_send_one
+            calls.adapter_for = real_adapter_for
             for module, name, original in saved:
                 setattr(module, name, original)

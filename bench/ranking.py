@@ -216,11 +216,6 @@ def timed_sends(job_ids: list[int], batch: int) -> tuple[StageTimes, float]:
 
 def stage_figures(stages: StageTimes, seconds: float, count: int) -> dict:
     return {
-        "per_job_provider_phase_ms": {
-            k.replace("_us", "_ms"): v / 1000 for k, v in micro(stages.job_seconds).items()
-        }
-        if stages.job_seconds
-        else None,
         "stages_ms_per_message": {
             **{stage: total * 1000 / count for stage, total in stages.seconds.items()},
             "the rest": (seconds - sum(stages.seconds.values())) * 1000 / count,
