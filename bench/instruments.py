@@ -103,7 +103,7 @@ class StageTimes:
         ("selection", "ranking", "select"),
         ("quota reservation", "provider_state", "reserve"),
         ("record sent (SQL)", "outbox", "record_accepted"),
-        ("record outcome (Redis)", "sending", "note_outcome"),
+        ("record outcome (Redis)", "batch_send", "note_outcome"),
     )
 
     def __init__(self) -> None:
@@ -128,10 +128,11 @@ class StageTimes:
 
     @contextmanager
     def active(self):
-        from delivery import calls, freshness, outbox, provider_state, ranking, sending
+        from delivery import batch_send, calls, freshness, outbox, provider_state, ranking, sending
 
         modules = {
             "sending": sending,
+            "batch_send": batch_send,
             "freshness": freshness,
             "outbox": outbox,
             "ranking": ranking,

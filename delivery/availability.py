@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from delivery import provider_state
 from delivery.models import Provider
-from delivery.provider_state import HALF_OPEN, OPEN, ProviderView
+from delivery.provider_view import HALF_OPEN, OPEN, ProviderView
 
 # Why a provider cannot take a message now.
 DISABLED = "disabled"

@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from delivery import provider_state
+from delivery import provider_view
 from delivery.calls import message_for
 from delivery.connections import adapter_for
 from delivery.message import OutgoingMessage
@@ -16,7 +16,7 @@ from delivery.providers import Adapter, ProviderConfigError
 from delivery.sendings import Sending
 
 if TYPE_CHECKING:
-    from delivery.sending import BatchSend
+    from delivery.batch_send import BatchSend
 
 
 def batch_sendings(batch: BatchSend) -> list[Sending]:
@@ -39,7 +39,7 @@ def batch_provider(batch: BatchSend) -> Provider | None:
     if not selection.providers:
         return None
     first = selection.providers[0]
-    if selection.views[first.pk].circuit != provider_state.CLOSED:
+    if selection.views[first.pk].circuit != provider_view.CLOSED:
         return None
     try:
         return first if adapter_for(first).max_batch >= 2 else None

@@ -3,7 +3,7 @@
 A cheap send (an SMTP message to a relay next door) would spend most of its time on round trips
 if it read the halt switch and every provider's live state before each call and wrote each
 success on its own. Three reuses cut that; their rules live here and nowhere else, and each
-object belongs to one batch (``delivery.sending.BatchSend``), never to the process:
+object belongs to one batch (``delivery.batch_send.BatchSend``), never to the process:
 
 1. ``HaltCheck``: the write that records an acceptance reads the halt switch in the same round
    trip. That reading may serve as the check before the *next* provider call if that call comes
@@ -31,7 +31,8 @@ import redis
 
 from delivery import provider_state
 from delivery.models import Provider
-from delivery.provider_state import DeferredWrites, ProviderView
+from delivery.provider_state import DeferredWrites
+from delivery.provider_view import ProviderView
 from reliability.halt import is_halted
 
 HALT_READING_SECONDS = 0.005

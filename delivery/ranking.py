@@ -29,7 +29,7 @@ from django.conf import settings
 from delivery import provider_state
 from delivery.availability import availability
 from delivery.models import Provider
-from delivery.provider_state import ProviderView
+from delivery.provider_view import ProviderView
 
 NO_PROVIDER_RECHECK_SECONDS = 30
 

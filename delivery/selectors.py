@@ -16,7 +16,7 @@ from django.utils import timezone
 from delivery import outbox, provider_state
 from delivery.availability import Availability, availability
 from delivery.models import DeliveryAttempt, EmailJob, Provider
-from delivery.provider_state import ProviderView
+from delivery.provider_view import ProviderView
 
 
 @dataclass(frozen=True)

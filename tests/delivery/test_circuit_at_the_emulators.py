@@ -6,7 +6,7 @@ import pytest
 
 from delivery import provider_state
 from delivery.models import EmailJob, Provider
-from delivery.provider_state import CLOSED, HALF_OPEN, OPEN
+from delivery.provider_view import CLOSED, HALF_OPEN, OPEN
 from delivery.services import EmailDraft, email_enqueue
 from delivery.tasks import drain_now
 from sandbox import Fault

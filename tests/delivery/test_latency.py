@@ -9,7 +9,7 @@ import pytest
 
 from delivery import provider_state, ranking
 from delivery.models import Provider
-from delivery.provider_state import CLOSED
+from delivery.provider_view import CLOSED, ProviderView
 
 T0 = 1_800_000_000.0
 FAST, SLOW = 0.02, 1.5  # seconds per message: the operator case, 75x slower
@@ -27,7 +27,7 @@ def provider(pk: int, weight: int = 1) -> Provider:
     return Provider(pk=pk, name=f"p{pk}", kind="console", weight=weight)
 
 
-def view(p: Provider, at: float = T0) -> provider_state.ProviderView:
+def view(p: Provider, at: float = T0) -> ProviderView:
     return provider_state.read_views([p], at=at)[p.pk]
 
 
@@ -88,8 +88,8 @@ def test_slow_successes_are_soft_failures_that_never_open_the_circuit():
     assert view(p, T0 + 61).penalty < 26
 
 
-def state(latency: float | None, in_flight: int = 0, **oldest) -> provider_state.ProviderView:
-    return provider_state.ProviderView(
+def state(latency: float | None, in_flight: int = 0, **oldest) -> ProviderView:
+    return ProviderView(
         0, 0, CLOSED, 0, 0, 0, 0, False, "", None, latency=latency, in_flight=in_flight, **oldest
     )
 

@@ -9,7 +9,7 @@ from django.test import override_settings
 
 from delivery import provider_state, ranking
 from delivery.models import Provider
-from delivery.provider_state import CLOSED, HALF_OPEN, OPEN
+from delivery.provider_view import CLOSED, HALF_OPEN, OPEN, ProviderView
 
 T0 = 1_800_000_000.0  # a fixed clock; every call passes its own time
 SETTINGS = {
@@ -34,7 +34,7 @@ def provider(pk: int, weight: int = 1, **fields) -> Provider:
     return Provider(pk=pk, name=f"p{pk}", kind="console", weight=weight, **fields)
 
 
-def view(p: Provider, at: float) -> provider_state.ProviderView:
+def view(p: Provider, at: float) -> ProviderView:
     return provider_state.read_views([p], at=at)[p.pk]
 
 
