@@ -27,7 +27,10 @@ from reliability.halt import is_halted
 log = logging.getLogger(__name__)
 
 DRAIN_LOCK = "drain"
-LOCK_EXPIRE_SECONDS = 60
+# The holder's renewal thread keeps the lock for as long as a drain runs, so the expiry only
+# says how long a drain killed mid-tick (kill -9, a lost machine) holds back the next ones: every
+# expired lease and due job waits that long. Short, like the stack's other recovery times.
+LOCK_EXPIRE_SECONDS = 10
 
 
 @dataclass

@@ -18,7 +18,9 @@ from reliability import redis as project_redis
 
 log = logging.getLogger(__name__)
 
-DEFAULT_EXPIRE_SECONDS = 30
+# Renewed by the holder while it runs (auto_renewal), so this is how long a holder that died
+# without releasing (kill -9) keeps everyone else waiting or answered "busy".
+DEFAULT_EXPIRE_SECONDS = 10
 
 
 class LockBusy(Exception):

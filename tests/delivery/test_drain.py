@@ -1,5 +1,8 @@
 import datetime as dt
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 import redis
@@ -13,6 +16,7 @@ from delivery.services import EmailDraft, email_enqueue
 from reliability import locks
 from reliability import redis as project_redis
 from reliability.models import SystemControl
+from tests.processes import ROOT, process_environment, wait_for
 
 
 def make_jobs(count: int, **overrides) -> list[int]:
@@ -169,3 +173,49 @@ def test_redis_errors_are_not_swallowed_by_the_lock_helper(settings):
             pass
     finally:
         project_redis.client.cache_clear()
+
+
+HOLD_THE_DRAIN_LOCK = """
+import sys, time, django
+django.setup()
+from delivery import dispatch
+from reliability import locks
+with locks.hold(dispatch.DRAIN_LOCK, expire=dispatch.LOCK_EXPIRE_SECONDS):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_drain_killed_while_holding_its_lock_holds_back_the_next_drains_briefly():
+    """A worker killed in the middle of a drain (kill -9, the machine lost) cannot release the
+    lock; it lapses after its expiry. That expiry is short (the holder's renewal thread keeps a
+    long drain's lock), so expired leases are reconciled and due jobs published again soon."""
+    make_jobs(1)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_DRAIN_LOCK],
+        cwd=ROOT,
+        env=process_environment(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        busy = dispatch.outbox_drain(publish=Recorder())
+        assert busy.reason == "another drain is running"
+        holder.kill()
+        holder.wait(timeout=10)
+        killed_at = time.monotonic()
+        publish = Recorder()
+        wait_for(
+            lambda: dispatch.outbox_drain(publish=publish).ran,
+            timeout=30,
+            interval=0.5,
+            message="a drain after the lock holder was killed",
+        )
+        waited = time.monotonic() - killed_at
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+    assert len(publish.published) == 1
+    assert waited <= dispatch.LOCK_EXPIRE_SECONDS + 1 <= 12, waited
