@@ -122,7 +122,8 @@ def invitation_revoke(request: HttpRequest, event_id: int, invitation_id: int) -
     """GET: what a revoke will do; POST: do it (undo stays possible for a while)."""
     if request.method != "POST":
         return confirm_page(request, event_id, invitation_id, "revoke")
-    done = "The invitation of {email} was revoked. You can undo this on the event page."
+    done = "The invitation of {email} was revoked. To take it back: Undo, under “Revoked just now”."
+    done = done if settings.GPMAS_REVOKE_UNDO_SECONDS else "The invitation of {email} was revoked."
     return act_on_invitation(
         request,
         event_id,
