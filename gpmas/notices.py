@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from delivery.models import EmailJob
 from events.models import Event
-from gpmas.system import system_state
+from gpmas.system import HALTED, system_state
 from reliability import halt
 
 PAUSED = "Email sending is paused; your emails will go out automatically when it resumes."
@@ -36,7 +36,10 @@ def staff_notice() -> Notice | None:
     state = system_state()
     if state.is_normal:
         return None
-    return Notice(f"Email sending: {state.code}.", state.message)
+    if state.code == HALTED:
+        reason = halt.current().reason
+        return Notice("Email sending is halted.", f"Reason: {reason}. Emails wait until resumed.")
+    return Notice(f"Email sending is {state.code}.", state.message)
 
 
 def organizer_notice(organizer, now: dt.datetime | None = None) -> Notice | None:

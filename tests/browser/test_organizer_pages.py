@@ -3,7 +3,9 @@ Chromium: no sideways scroll at 390 px or 1280 px, every guest's actions within 
 asks first and can be undone, and the guest list updates without a reload."""
 
 import pytest
+from django.utils import timezone
 
+from delivery.models import EmailJob
 from invitations.models import Invitation
 from invitations.services import invitation_accept
 from tests.browser.test_main_path import CHROMIUM, chromium, log_in  # noqa: F401
@@ -80,9 +82,32 @@ def test_the_guest_list_updates_without_a_reload(chromium, live_server, party, s
     page.evaluate("window.notReloaded = true")
 
     invitation_accept(token=tokens(party)["ann@example.com"], party_size=1)
-    ann = Invitation.objects.get(email="ann@example.com")
+    ann, bob = (Invitation.objects.get(email=f"{name}@example.com") for name in ("ann", "bob"))
+    EmailJob.objects.filter(pk=bob.email_job_id).update(status="sent", finished_at=timezone.now())
     page.wait_for_function("document.getElementById('count-accepted').textContent === '1'")
     page.locator(f"#guest-{ann.pk}").get_by_text("Accepted").wait_for()
+    page.locator(f"#guest-{bob.pk}").get_by_text("sent", exact=True).wait_for()
     assert page.evaluate("window.notReloaded") is True
     no_sideways_scroll(page, 390)
+    page.close()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_every_organizer_page_fits(chromium, live_server, party, width):  # noqa: F811
+    page = chromium.new_page(viewport={"width": width, "height": 800})
+    page.set_default_timeout(15_000)
+    log_in(page, live_server.url, "olivia", "pw-olivia-1")
+    page.get_by_role("heading", name="Your events").wait_for()
+    guest = Invitation.objects.get(email=LONG)
+    event_pages = ["edit/", "invite/", "cancel/", "delete/", f"invitations/{guest.pk}/resend/"]
+    for path in ["/events/new/", *[f"/events/{party.pk}/{tail}" for tail in event_pages]]:
+        page.goto(live_server.url + path)
+        page.locator("h1").wait_for()
+        no_sideways_scroll(page, width)
+        within_reach(page.get_by_role("button").last, width)
+    page.goto(f"{live_server.url}/events/{party.pk}/invite/")
+    page.get_by_label("Guests").fill(f"Someone With A Long Name <x-{LONG}>\nnot an address")
+    page.get_by_role("button", name="Preview").click()
+    page.locator("#preview-new").wait_for()
+    no_sideways_scroll(page, width)
     page.close()

@@ -45,7 +45,9 @@ def test_a_halt_is_one_plain_sentence_without_the_operators_reason(
     assert PAUSED in text
     assert "incident" not in text and "halted" not in text
     assert text.count("paused") == 1
-    assert "provider incident 42" in banner(admin_client)
+    staff = banner(admin_client)
+    assert "provider incident 42" in staff
+    assert staff.count("halted") == 1  # said once, with the reason
 
 
 def test_delayed_only_when_the_organizers_own_emails_wait_too_long(
