@@ -151,8 +151,9 @@ def invitation_unrevoke(request: HttpRequest, event_id: int, invitation_id: int)
 def confirm_page(request: HttpRequest, event_id: int, invitation_id: int, action: str):
     invitation = organizer_invitation(request, event_id, invitation_id)
     event = invitation.event
-    if action == "resend" and invitation.is_revoked:
-        return problem(request, "Not resent", "This invitation was revoked.", 409)
+    if invitation.is_revoked:
+        title = "Not resent" if action == "resend" else "Already revoked"
+        return problem(request, title, "This invitation was revoked already.", 409)
     context = {
         "event": event,
         "invitation": invitation,

@@ -148,3 +148,11 @@ def test_another_organizer_cannot_undo(outsider_client, event):
     before = state()
     assert outsider_client.post(url("invitation_unrevoke", bob())).status_code == 404
     assert state() == before
+
+
+def test_a_revoked_invitation_is_not_offered_again(organizer_client, event):
+    invitation_revoke(invitation=bob())
+    for name in ("invitation_revoke", "invitation_resend"):
+        response = organizer_client.get(url(name, bob()))
+        assert response.status_code == 409
+        assert "revoked already" in response.content.decode()
