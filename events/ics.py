@@ -13,14 +13,15 @@ from icalendar import Calendar, vCalAddress
 from icalendar import Event as VEvent
 
 from events.models import Event
+from events.profile import display_name
 
 REQUEST = "REQUEST"
 CANCEL = "CANCEL"
 
 
 def organizer_name(event: Event) -> str:
-    organizer = event.organizer
-    return organizer.get_full_name() or organizer.get_username()
+    """The organizer's display name (events/profile.py): "Olivia Park", never a username."""
+    return display_name(event.organizer)
 
 
 def organizer_address(event: Event) -> str:

@@ -30,7 +30,10 @@ def test_creating_an_event_reads_times_in_its_own_zone(organizer_client, organiz
     assert (event.organizer, event.capacity, event.plus_ones_allowed) == (organizer, 50, 1)
     assert Invitation.objects.filter(event=event).count() == 2
     page = organizer_client.get(response["Location"]).content.decode()
-    assert "2 invitation(s) are on their way" in page and "1 duplicate line(s)" in page
+    assert (
+        "2 invitations are on their way" in page
+        and "1 duplicate line in the list was skipped" in page
+    )
     assert "18:00–23:30 CEST (Europe/Berlin)" in page
 
 
