@@ -74,3 +74,22 @@ def test_the_organizer_forms_fit(chromium, live_server, organizer, width):
         page.locator("main form").first.wait_for()
         no_sideways_scroll(page)
     context.close()
+
+
+def test_the_zone_picker_defaults_to_the_browsers_zone_and_searches(
+    chromium, live_server, organizer
+):
+    context = chromium.new_context(timezone_id="America/Chicago")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    log_in(page, live_server.url, "olivia", "pw-olivia-1")
+    page.goto(f"{live_server.url}/events/new/")
+    zone = page.get_by_label("Time zone")
+    assert zone.input_value() == "America/Chicago"
+    page.get_by_label("Search the zone list").fill("tokyo")
+    assert zone.input_value() == "Asia/Tokyo"
+    page.get_by_role("button", name="Create event").click()  # nothing else filled in
+    summary = page.get_by_role("alert")
+    assert "Title: This field is required." in summary.inner_text()
+    assert zone.input_value() == "Asia/Tokyo"  # the choice survives the error
+    context.close()
