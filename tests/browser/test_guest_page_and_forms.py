@@ -73,6 +73,13 @@ def test_the_organizer_forms_fit(chromium, live_server, organizer, width):
         page.goto(live_server.url + path)
         page.locator("main form").first.wait_for()
         no_sideways_scroll(page)
+    page.get_by_label("Guests").fill(
+        f"Ann Lee <ann@example.com>\nBob <{LONG_ADDRESS}\n{'Wolfeschlegelsteinhausen' * 4}@x"
+    )
+    page.get_by_role("button", name="Preview").click()
+    page.get_by_role("table", name="Will be invited (1): how each line was read").wait_for()
+    assert "Missing closing >" in page.locator("table.line-errors").inner_text()
+    no_sideways_scroll(page)
     context.close()
 
 

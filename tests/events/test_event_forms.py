@@ -78,7 +78,7 @@ def test_guest_list_errors_on_the_event_form_name_their_lines(organizer_client):
         reverse("event_new"), form_data(guests="ok@example.com\n\nnot-an-email\n")
     )
     body = response.content.decode()
-    assert '<td class="num">3</td><td><code>not-an-email</code></td>' in body
+    assert '<td class="num">3</td><td class="wrap"><code>not-an-email</code></td>' in body
 
 
 def test_an_uploaded_csv_that_is_too_large_is_refused(organizer_client, settings):
