@@ -131,3 +131,15 @@ def test_guest_pages_send_the_referrer_only_to_this_site(client, token):
     # What "no-referrer" would do to every guest's answer over HTTPS.
     assert no_referer.status_code == 403
     assert Invitation.objects.get(email="guest0@example.com").rsvp == "accepted"
+
+
+def test_every_page_a_guest_can_meet_has_no_link_to_the_organizer_login(client, token, settings):
+    settings.GPMAS_GUEST_RATE_LIMIT = "1/m"
+    accept(client, token)
+    too_many = accept(client, token)  # the rate limit's page, from events.responses.problem
+    assert too_many.status_code == 429
+    forged = Client(enforce_csrf_checks=True).post(reverse("guest_decline", args=[token]))
+    assert forged.status_code == 403
+    for response in (too_many, forged, client.get("/i/unknown-token-1234567890/")):
+        body = response.content.decode()
+        assert "<strong>GPMAS</strong>" in body and 'href="/"' not in body
