@@ -69,7 +69,12 @@ def test_the_organizer_forms_fit(chromium, live_server, organizer, width):
     page = context.new_page()
     page.set_default_timeout(15_000)
     log_in(page, live_server.url, "olivia", "pw-olivia-1")
-    for path in ("/profile/", "/events/new/", f"/events/{event.pk}/invite/"):
+    for path in (
+        "/profile/",
+        "/events/new/",
+        f"/events/{event.pk}/edit/",
+        f"/events/{event.pk}/invite/",
+    ):
         page.goto(live_server.url + path)
         page.locator("main form").first.wait_for()
         no_sideways_scroll(page)
