@@ -10,8 +10,13 @@ import uuid
 def new_organizer(label: str):
     from django.contrib.auth import get_user_model
 
+    from events.models import OrganizerProfile
+
     name = f"bench-{label}-{uuid.uuid4().hex[:6]}"
-    return get_user_model().objects.create_user(name, f"{name}@example.com", uuid.uuid4().hex)
+    user = get_user_model().objects.create_user(name, f"{name}@example.com", uuid.uuid4().hex)
+    # Invitations go out under the organizer's display name (events/profile.py).
+    OrganizerProfile.objects.create(user=user, display_name=f"Bench {label.title()}")
+    return user
 
 
 def new_event(organizer, *, guests=(), **overrides):

@@ -30,6 +30,16 @@ class OutgoingMessage:
         return _bare_address(self.from_email)
 
     @property
+    def from_display_name(self) -> str:
+        """``Olivia Park via GPMAS`` of ``Olivia Park via GPMAS <invitations@…>``, unquoted."""
+        return email.utils.parseaddr(self.from_email)[0]
+
+    @property
+    def from_header(self) -> str:
+        """The sender as a header carries it: a non-ASCII name RFC 2047-encoded."""
+        return _address(self.from_email)
+
+    @property
     def ics_method(self) -> str:
         for line in self.ics.splitlines():
             if line.upper().startswith("METHOD:"):
@@ -51,7 +61,7 @@ class OutgoingMessage:
             calendar.set_param("method", self.ics_method)
             calendar.add_header("Content-Disposition", "attachment", filename="invite.ics")
             body = MIMEMultipart("mixed", _subparts=[body, calendar])
-        body["From"] = _address(self.from_email)
+        body["From"] = self.from_header
         body["To"] = _address(self.to_email)
         body["Subject"] = _text(self.subject)
         body["Date"] = email.utils.formatdate(localtime=False)

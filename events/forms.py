@@ -10,6 +10,7 @@ from django.utils import timezone
 from events.display import local
 from events.models import Event
 from events.services import MAX_CAPACITY, MAX_PLUS_ONES, EventFields, known_time_zones
+from events.time_zones import time_zone_choices
 from invitations.forms import GuestListFields
 
 LOCAL_FORMAT = "%Y-%m-%dT%H:%M"
@@ -32,11 +33,8 @@ def local_datetime_field(label: str, *, required: bool = True, help_text: str = 
     )
 
 
-def time_zone_choices() -> list[tuple[str, str]]:
-    return [(name, name.replace("_", " ")) for name in sorted(known_time_zones())]
-
-
 class EventForm(GuestListFields, forms.Form):
+    required_css_class = "required"  # marked with an asterisk (templates/base.html)
     field_order = [
         "title",
         "description",
@@ -57,7 +55,8 @@ class EventForm(GuestListFields, forms.Form):
     timezone = forms.ChoiceField(
         label="Time zone",
         initial="UTC",
-        help_text="The start, end and deadline are in this zone; guests see times in it.",
+        help_text="The start, end and deadline are in this zone; guests see times in it. "
+        "Common zones come first; type to search.",
     )
     starts_at = local_datetime_field("Starts")
     ends_at = local_datetime_field("Ends")
@@ -78,7 +77,11 @@ class EventForm(GuestListFields, forms.Form):
         if event is not None:
             kwargs.setdefault("initial", initial_for(event))
         super().__init__(*args, **kwargs)
-        self.fields["timezone"].choices = time_zone_choices()
+        zone = self.fields["timezone"]
+        zone.choices = time_zone_choices(event.timezone if event is not None else "")
+        if event is None and not self.is_bound:
+            # No zone chosen yet: a few lines of JS pick the browser's own (event_form.html).
+            zone.widget.attrs["data-browser-default"] = "true"
         if not with_guests:
             self.drop_guest_fields()
 

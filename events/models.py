@@ -17,7 +17,7 @@ class EventQuerySet(models.QuerySet):
         """The event row, locked until the transaction ends: every change of an event's seats
         or guests happens under it (a no-op lock on SQLite, where every write transaction
         holds the whole database). Only the event's row is locked, not its organizer's."""
-        rows = self.select_for_update(of=("self",)).select_related("organizer")
+        rows = self.select_for_update(of=("self",)).select_related("organizer__organizer_profile")
         return rows.filter(pk=event_id).first()
 
 
@@ -108,3 +108,15 @@ class Event(models.Model):
     def notice_topic(self) -> str:
         """Cancellation notices: outside ``topic`` so the deletion's cleanup keeps them."""
         return f"event:{self.pk}:cancellation"
+
+
+class OrganizerProfile(models.Model):
+    """What guests see of an organizer: "Olivia Park invites you", never a username."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="organizer_profile"
+    )
+    display_name = models.CharField(max_length=100)
+
+    def __str__(self) -> str:
+        return self.display_name

@@ -18,7 +18,9 @@ from events.models import Event
 def event_for_organizer(organizer: AbstractBaseUser, event_id: int) -> Event:
     """The organizer's own event; 404 for anyone else's (never 403: no hint that it exists)."""
     return get_object_or_404(
-        Event.objects.select_related("organizer"), pk=event_id, organizer=organizer
+        Event.objects.select_related("organizer__organizer_profile"),
+        pk=event_id,
+        organizer=organizer,
     )
 
 

@@ -1,9 +1,10 @@
 from django.urls import path
 
-from events import views
+from events import profile, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("profile/", profile.profile, name="profile"),
     path("events/new/", views.event_new, name="event_new"),
     path("events/<int:event_id>/", views.event_detail, name="event_detail"),
     path("events/<int:event_id>/live/", views.event_live, name="event_live"),

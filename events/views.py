@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from events import services
 from events.errors import Refusal
@@ -65,10 +66,16 @@ def event_new(request: HttpRequest) -> HttpResponse:
 
 def created_message(report, guest_list) -> str:
     text = "Event created."
-    if report.invited:
-        text += f" {len(report.invited)} invitation(s) are on their way."
-    if guest_list.duplicates:
-        text += f" {len(guest_list.duplicates)} duplicate line(s) in the list were skipped."
+    if invited := len(report.invited):
+        text += " " + ngettext(
+            "%(n)d invitation is on its way.", "%(n)d invitations are on their way.", invited
+        ) % {"n": invited}
+    if duplicates := len(guest_list.duplicates):
+        text += " " + ngettext(
+            "%(n)d duplicate line in the list was skipped.",
+            "%(n)d duplicate lines in the list were skipped.",
+            duplicates,
+        ) % {"n": duplicates}
     return text
 
 
@@ -145,16 +152,28 @@ def event_edit(request: HttpRequest, event_id: int) -> HttpResponse:
     return render(request, "events/event_form.html", context, status=400 if form.errors else 200)
 
 
+UPDATE_PARTS = (
+    (
+        "update_emails",
+        "%(n)d accepted guest gets an updated calendar entry.",
+        "%(n)d accepted guests get an updated calendar entry.",
+    ),
+    (
+        "invitations_rewritten",
+        "%(n)d unsent invitation now carries the new details.",
+        "%(n)d unsent invitations now carry the new details.",
+    ),
+    ("promoted", "%(n)d waitlisted guest got a seat.", "%(n)d waitlisted guests got a seat."),
+)
+
+
 def updated_message(result: services.EventUpdate) -> str:
     if not result.changed:
         return "Nothing changed."
     text = "Event updated."
-    if result.update_emails:
-        text += f" {result.update_emails} accepted guest(s) get an updated calendar entry."
-    if result.invitations_rewritten:
-        text += f" {result.invitations_rewritten} unsent invitation(s) now carry the new details."
-    if result.promoted:
-        text += f" {result.promoted} waitlisted guest(s) got a seat."
+    for attribute, singular, plural in UPDATE_PARTS:
+        if count := getattr(result, attribute):
+            text += " " + ngettext(singular, plural, count) % {"n": count}
     return text
 
 
@@ -181,7 +200,16 @@ def event_delete(request: HttpRequest, event_id: int) -> HttpResponse:
             deletion = services.event_delete(event=event)
         except LockBusy:
             return busy(request)
-        text = f"“{event.title}” deleted; {deletion.cancelled_jobs} unsent email(s) cancelled"
-        messages.success(request, f"{text}, {deletion.notices} guest(s) notified.")
+        messages.success(request, deleted_message(event, deletion))
         return redirect("dashboard")
     return render(request, "events/event_confirm.html", {"event": event, "action": "delete"})
+
+
+def deleted_message(event, deletion) -> str:
+    jobs = ngettext(
+        "%(n)d unsent email cancelled", "%(n)d unsent emails cancelled", deletion.cancelled_jobs
+    ) % {"n": deletion.cancelled_jobs}
+    notices = ngettext("%(n)d guest notified", "%(n)d guests notified", deletion.notices) % {
+        "n": deletion.notices
+    }
+    return f"“{event.title}” deleted; {jobs}, {notices}."

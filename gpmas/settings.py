@@ -62,6 +62,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Organizers name themselves before anything else (what guests read): events/profile.py.
+    "events.profile.DisplayNameRequired",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 

@@ -7,6 +7,8 @@ action finds the job it wrote instead of writing a second one.
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
+from email.headerregistry import Address
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -33,6 +35,15 @@ def reply_to(event: Event) -> dict[str, str]:
     return {"Reply-To": address}
 
 
+def sender(event: Event) -> str:
+    """``Olivia Park via GPMAS <invitations@…>``: the organizer's name, the site's own address
+    (mail from the organizer's domain would fail SPF/DMARC; replies go to them by Reply-To).
+    Written as people read it; the message encodes a non-ASCII name (delivery/message.py)."""
+    site_name, address = email.utils.parseaddr(settings.GPMAS_DEFAULT_FROM_EMAIL)
+    name = f"{ics.organizer_name(event)} via {site_name or 'GPMAS'}"
+    return str(Address(display_name=name, addr_spec=address))
+
+
 def render(kind: str, subject: str, context: dict) -> dict[str, str]:
     context = {"subject": subject, "site_url": settings.GPMAS_SITE_URL.rstrip("/"), **context}
     return {
@@ -51,6 +62,7 @@ def event_context(event: Event) -> dict:
         "when": format_when(event),
         "answers_close": format_moment(event, event.answers_close_at),
         "reply_headers": reply_to(event),
+        "sender": sender(event),
     }
 
 
@@ -90,6 +102,7 @@ def guest_email(
     """The shape every guest email shares: to the guest, on the event's topic (unless ``fields``
     say otherwise), rendered from the kind's two templates."""
     fields.setdefault("topic", event.topic)
+    fields.setdefault("from_email", context["sender"])
     return EmailDraft(
         kind=kind,
         to_email=invitation.email,

@@ -18,6 +18,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
+from invitations.address_problems import email_problem
+
 MAX_NAME = 200
 MAX_EMAIL = 254
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]")
@@ -67,8 +69,9 @@ class GuestList:
 
 
 def normalize_email(raw: str) -> str:
-    """Stripped and lower-cased: ``Ann@Example.com`` and ``ann@example.com`` are one guest."""
-    email = raw.strip().lower()
+    """Stripped and lower-cased: ``Ann@Example.com`` and ``ann@example.com`` are one guest. A
+    refusal quotes the address as typed and says what is wrong (invitations/address_problems)."""
+    email = raw.strip()
     if _CONTROL.search(email):
         raise ValidationError("the email address contains a line break or control character")
     if not email:
@@ -78,8 +81,8 @@ def normalize_email(raw: str) -> str:
     try:
         validate_email(email)
     except ValidationError:
-        raise ValidationError(f"{email!r} is not a valid email address") from None
-    return email
+        raise ValidationError(email_problem(email)) from None
+    return email.lower()
 
 
 def clean_name(raw: str) -> str:

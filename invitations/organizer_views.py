@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import slugify
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from events.errors import Refusal
@@ -71,12 +72,7 @@ def invite_confirm(request: HttpRequest, event: Event) -> HttpResponse:
         report = services.invitations_invite(event=event, guests=guest_list.guests)
     except Refusal as exc:
         return problem(request, "Not invited", str(exc), exc.status)
-    text = f"{len(report.invited)} invitation(s) are on their way."
-    if report.already_invited:
-        text += (
-            f" {len(report.already_invited)} guest(s) had been invited already and were skipped."
-        )
-    messages.success(request, text)
+    messages.success(request, invited_message(report))
     return redirect("event_detail", event_id=event.pk)
 
 
@@ -85,6 +81,20 @@ def safe_next(request: HttpRequest, wanted: str, event_id: int) -> str:
     page = reverse("event_detail", args=[event_id])
     safe = url_has_allowed_host_and_scheme(wanted, allowed_hosts={request.get_host()})
     return wanted if safe and wanted.startswith(page) else page
+
+
+def invited_message(report) -> str:
+    invited, already = len(report.invited), len(report.already_invited)
+    text = ngettext(
+        "%(n)d invitation is on its way.", "%(n)d invitations are on their way.", invited
+    ) % {"n": invited}
+    if already:
+        text += " " + ngettext(
+            "%(n)d guest had been invited already and was skipped.",
+            "%(n)d guests had been invited already and were skipped.",
+            already,
+        ) % {"n": already}
+    return text
 
 
 def back_to_event(request: HttpRequest, event_id: int) -> HttpResponse:

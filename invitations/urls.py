@@ -13,6 +13,7 @@ urlpatterns = [
     path(INVITATION + "undo/", organizer_views.invitation_unrevoke, name="invitation_unrevoke"),
     # The guest's link: the token is the only credential, so these need no login.
     path("i/<str:token>/", views.guest_invitation, name="guest_invitation"),
+    path("i/<str:token>/event.ics", views.guest_calendar, name="guest_calendar"),
     path("i/<str:token>/accept/", views.guest_accept, name="guest_accept"),
     path("i/<str:token>/decline/", views.guest_decline, name="guest_decline"),
 ]

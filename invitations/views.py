@@ -14,14 +14,16 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.text import slugify
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 from django_ratelimit.core import is_ratelimited
 
-from events.errors import Refusal
+from events import ics
+from events.errors import EventClosed, Refusal
 from events.ics import organizer_name
 from events.responses import busy, problem
-from invitations import services
+from invitations import calendar_links, services
 from invitations.forms import AnswerForm
 from invitations.models import Invitation
 from reliability.locks import LockBusy
@@ -40,6 +42,7 @@ GONE_TITLES = {
     "conflict": "Busy, try again",
     "closed": "Not possible",
     "party_size": "Check your answer",
+    "not_going": "Not in your calendar yet",
 }
 
 
@@ -98,6 +101,10 @@ def guest_page(
             initial={"party_size": invitation.party_size},
         ),
         "answers_open": event.answers_open(),
+        "map_url": calendar_links.map_url(event),
+        "calendar": guest_calendar_links(event)
+        if invitation.rsvp == Invitation.Rsvp.ACCEPTED
+        else None,
         "position": services.waitlist_position(invitation)
         if invitation.rsvp == Invitation.Rsvp.WAITLISTED
         else 0,
@@ -117,6 +124,34 @@ def guest_invitation(request: HttpRequest, token: str) -> HttpResponse:
     except Refusal as exc:
         return guest_problem(request, exc)
     return guest_page(request, token, invitation)
+
+
+def guest_calendar_links(event) -> dict[str, str]:
+    return {
+        "google": calendar_links.google_calendar_url(event),
+        "outlook": calendar_links.outlook_calendar_url(event),
+    }
+
+
+@never_cache
+@require_safe
+def guest_calendar(request: HttpRequest, token: str) -> HttpResponse:
+    """The event as an .ics file, for a guest who accepted. A GET: it changes nothing."""
+    try:
+        invitation = services.invitation_by_token(token)
+        services.event_check_open(invitation.event)
+    except Refusal as exc:
+        return guest_problem(request, exc)
+    if invitation.rsvp != Invitation.Rsvp.ACCEPTED:
+        message = "The calendar file is there once you have accepted the invitation."
+        return guest_problem(request, EventClosed(message, reason="not_going"))
+    event = invitation.event
+    body = ics.event_file(event=event, uid=invitation.calendar_uid, sequence=event.sequence)
+    response = HttpResponse(body, content_type="text/calendar; charset=utf-8")
+    filename = f"{slugify(event.title)[:40] or 'event'}.ics"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["X-Robots-Tag"] = "noindex"
+    return response
 
 
 @never_cache

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.test import Client
 
 from delivery.models import Provider
+from events.models import OrganizerProfile
 from sandbox import Sandbox
 from sandbox.providers import configure_sandbox_providers, sandbox_secrets
 
@@ -27,14 +28,22 @@ def _own_redis_keys_are_cleared(redis_client):
     delete_own_keys(redis_client)
 
 
+def with_display_name(user, name: str):
+    """Organizers name themselves before anything else (events/profile.py)."""
+    OrganizerProfile.objects.create(user=user, display_name=name)
+    return user
+
+
 @pytest.fixture
 def organizer(django_user_model):
-    return django_user_model.objects.create_user("olivia", "olivia@example.com", "pw-olivia-1")
+    user = django_user_model.objects.create_user("olivia", "olivia@example.com", "pw-olivia-1")
+    return with_display_name(user, "Olivia Park")
 
 
 @pytest.fixture
 def outsider(django_user_model):
-    return django_user_model.objects.create_user("oscar", "oscar@example.com", "pw-oscar-1")
+    user = django_user_model.objects.create_user("oscar", "oscar@example.com", "pw-oscar-1")
+    return with_display_name(user, "Oscar Diaz")
 
 
 def pytest_collection_modifyitems(config, items):

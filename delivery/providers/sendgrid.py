@@ -38,9 +38,8 @@ class SendGridAdapter(Adapter):
             "content": [{"type": "text/plain", "value": message.text_body}],
             "headers": dict(message.headers),
         }
-        display_name = message.from_email.split("<")[0].strip().strip('"')
-        if display_name and "<" in message.from_email:
-            body["from"]["name"] = display_name
+        if message.from_display_name:
+            body["from"]["name"] = message.from_display_name
         if message.html_body:
             body["content"].append({"type": "text/html", "value": message.html_body})
         if message.ics:

@@ -48,7 +48,8 @@ class SesAdapter(Adapter):
     def send(self, message: OutgoingMessage) -> str:
         try:
             response = self.client.send_email(
-                FromEmailAddress=message.from_email,
+                # SES wants a non-ASCII display name encoded (RFC 2047), as in the header.
+                FromEmailAddress=message.from_header,
                 Destination={"ToAddresses": [message.to_email]},
                 Content={"Raw": {"Data": message.to_bytes()}},
             )

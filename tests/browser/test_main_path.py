@@ -104,7 +104,7 @@ def test_organizer_invites_and_a_guest_accepts_from_the_inbox(
     page.get_by_role("button", name="Preview").click()
     assert page.locator("#preview-new").inner_text() == "2"
     page.get_by_role("button", name="Send 2 invitations").click()
-    page.get_by_text("2 invitation(s) are on their way").wait_for()
+    page.get_by_text("2 invitations are on their way").wait_for()
     assert page.locator("#count-pending").inner_text() == "2"
 
     deliver_all()

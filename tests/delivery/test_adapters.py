@@ -1,5 +1,7 @@
 """Each adapter against its emulator, through the real SDK: success and every error class."""
 
+import email.utils
+import json
 import smtplib
 import time
 
@@ -212,3 +214,24 @@ def test_an_smtp_relay_refusing_our_sender_is_a_provider_error(providers, monkey
     finally:
         adapter.close()
     assert (caught.value.code, caught.value.error_class) == ("553", ErrorClass.PROVIDER_ERROR)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("name", ["Olivia Park via GPMAS", "Zoë Ørsted, PhD via GPMAS"])
+def test_every_adapter_carries_the_senders_display_name(providers, clean_sandbox, kind, name):
+    """Invitations come from "Olivia Park via GPMAS" (invitations/emails.py, sender)."""
+    from email.headerregistry import Address
+
+    adapter = build_adapter(providers[kind])
+    sender = str(Address(display_name=name, addr_spec="invitations@gpmas.local"))
+    try:
+        adapter.send(message(from_email=sender))
+    finally:
+        adapter.close()
+    [captured] = clean_sandbox.inbox.messages(kind)
+    assert captured.from_email == "invitations@gpmas.local"
+    if kind == "sendgrid":  # a JSON field of its own
+        seen = json.loads(captured.raw)["from"].get("name")
+    else:  # the From header, decoded (SMTP, SES raw MIME; Mailgun's "from" form field)
+        seen = email.utils.parseaddr(captured.header("From"))[0]
+    assert seen == name

@@ -73,9 +73,10 @@ def test_the_dashboard_query_count_does_not_grow_with_events(
 ):
     make_event(organizer, guests=2)
     organizer_client.get(reverse("dashboard"))  # warm up: session, user
-    # session, user, events, delivery counts, and the banner (halt switch, the organizer's own
-    # late emails: gpmas.notices)
-    with django_assert_num_queries(6) as one:
+    # session, user, the organizer's display name (events/profile.py: the middleware checks it,
+    # the header shows it), events, delivery counts, and the banner (halt switch, the
+    # organizer's own late emails: gpmas.notices)
+    with django_assert_num_queries(7) as one:
         organizer_client.get(reverse("dashboard"))
     for _ in range(5):
         make_event(organizer, guests=3)
@@ -90,8 +91,9 @@ def test_the_guest_list_query_count_does_not_grow_with_guests(
     event = make_event(organizer, guests=2)
     url = reverse("event_detail", args=[event.pk])
     organizer_client.get(url)
-    # 2 of them for the banner (halt switch, own late emails), 1 for the revokes still undoable
-    with django_assert_num_queries(10) as few:
+    # 2 of them for the banner (halt switch, own late emails), 1 for the revokes still undoable,
+    # 1 for the organizer's display name
+    with django_assert_num_queries(11) as few:
         organizer_client.get(url)
     Invitation.objects.all().delete()
     from tests.events.factories import invite

@@ -30,7 +30,10 @@ def test_creating_an_event_reads_times_in_its_own_zone(organizer_client, organiz
     assert (event.organizer, event.capacity, event.plus_ones_allowed) == (organizer, 50, 1)
     assert Invitation.objects.filter(event=event).count() == 2
     page = organizer_client.get(response["Location"]).content.decode()
-    assert "2 invitation(s) are on their way" in page and "1 duplicate line(s)" in page
+    assert (
+        "2 invitations are on their way" in page
+        and "1 duplicate line in the list was skipped" in page
+    )
     assert "18:00–23:30 CEST (Europe/Berlin)" in page
 
 
@@ -75,7 +78,7 @@ def test_guest_list_errors_on_the_event_form_name_their_lines(organizer_client):
         reverse("event_new"), form_data(guests="ok@example.com\n\nnot-an-email\n")
     )
     body = response.content.decode()
-    assert '<td class="num">3</td><td><code>not-an-email</code></td>' in body
+    assert '<td class="num">3</td><td class="wrap"><code>not-an-email</code></td>' in body
 
 
 def test_an_uploaded_csv_that_is_too_large_is_refused(organizer_client, settings):

@@ -59,7 +59,7 @@ def test_the_query_count_does_not_grow_with_the_guests_shown(
     event = make_event(organizer, guests=2)
     live(organizer_client, event, [])
     guests = list(Invitation.objects.all())
-    with django_assert_num_queries(6) as few:  # session, user, event, 2 counts, the rows
+    with django_assert_num_queries(7) as few:  # session, user, display name, event, 2 counts, rows
         live(organizer_client, event, guests)
     invite(event, *[f"g{i}@example.com" for i in range(50)])
     guests = list(Invitation.objects.all())

@@ -35,7 +35,8 @@ def test_bad_lines_are_reported_with_their_line_numbers_and_the_rest_is_kept():
         (4, "Ann <ann@>"),
         (6, "x@example.com\rBcc"),
     ]
-    assert "not a valid email address" in parsed.errors[0].message
+    assert parsed.errors[0].message == "no @ in “not-an-email”: not an email address"
+    assert parsed.errors[1].message == "no domain after the @ in “ann@”"
 
 
 def test_duplicates_within_the_list_are_reported_against_their_first_line():

@@ -79,7 +79,10 @@ def test_confirming_invites_the_new_guests_and_reports_the_rest(organizer_client
     )
     assert response.redirect_chain[-1][0] == f"/events/{event.pk}/"
     body = response.content.decode()
-    assert "1 invitation(s) are on their way" in body and "1 guest(s) had been invited" in body
+    assert (
+        "1 invitation is on its way" in body
+        and "1 guest had been invited already and was skipped" in body
+    )
     ann = Invitation.objects.get(email="ann@example.com")
     assert ann.name == "Ann" and ann.email_job.kind == "invitation"
     assert Invitation.objects.filter(event=event).count() == 3

@@ -4,8 +4,12 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from events.models import OrganizerProfile
+
 DEMO_ORGANIZER = ("organizer", "organizer@example.com", "organizer-demo-pass")
 DEMO_ADMIN = ("admin", "admin@example.com", "admin-demo-pass")
+# What guests read ("Olivia Park invites you"): organizers set it on their first login.
+DISPLAY_NAMES = {"organizer": "Olivia Park", "admin": "GPMAS Admin"}
 
 
 class Command(BaseCommand):
@@ -35,4 +39,7 @@ class Command(BaseCommand):
         user.is_active = True
         user.set_password(password)
         user.save()
+        OrganizerProfile.objects.update_or_create(
+            user=user, defaults={"display_name": DISPLAY_NAMES[username]}
+        )
         return user
