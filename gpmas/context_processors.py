@@ -11,4 +11,5 @@ def system_status(request) -> dict:
     """
     if not getattr(request, "user", None) or not request.user.is_authenticated:
         return {}
-    return {"system_state": SimpleLazyObject(system_state)}
+    staff = request.user.is_staff
+    return {"system_state": SimpleLazyObject(lambda: system_state(staff=staff))}

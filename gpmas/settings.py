@@ -284,3 +284,9 @@ GPMAS_GUEST_RATE_LIMIT = _env_rate("GPMAS_GUEST_RATE_LIMIT", "30/m")
 GPMAS_INVITE_RATE_LIMIT = _env_rate("GPMAS_INVITE_RATE_LIMIT", "120/h")
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_FAIL_OPEN = True
+
+# --- Operations: times on the health page and in `gpmas status`; who sees /healthz in detail ---
+from gpmas.ops_env import env_time_zone, env_tokens  # noqa: E402
+
+GPMAS_TIME_ZONE = env_time_zone("GPMAS_TIME_ZONE", TIME_ZONE)
+GPMAS_HEALTH_TOKENS = env_tokens("GPMAS_HEALTH_TOKEN")
