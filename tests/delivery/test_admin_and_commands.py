@@ -102,9 +102,13 @@ def test_non_staff_cannot_reach_the_outbox_admin(client, organizer):
     assert response.status_code == 302
 
 
-def test_status_prints_each_providers_live_state_and_the_queue(providers, capsys):
+def test_status_prints_each_providers_live_state_and_the_queue(providers, capsys, monkeypatch):
+    import time
+
     from delivery import provider_state
 
+    frozen = time.time()  # the penalty, read when it was written, has not decayed at all
+    monkeypatch.setattr(provider_state, "now", lambda: frozen)
     provider_state.record_outcome(
         providers["ses"],
         "provider_error",
