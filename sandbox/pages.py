@@ -24,7 +24,8 @@ body{font-family:system-ui,sans-serif;margin:1rem;color:#222}
 .scroll{overflow-x:auto;margin:.5rem 0 1.5rem}
 table{border-collapse:collapse}
 td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;vertical-align:top}
-td,th,pre{overflow-wrap:anywhere}
+td,pre{overflow-wrap:anywhere}
+.scroll td{overflow-wrap:normal}
 pre{white-space:pre-wrap;background:#f6f6f6;padding:.5rem;border:1px solid #ddd}
 .preview{border:1px solid #ccc;resize:vertical;overflow:hidden;height:70vh;min-height:16rem}
 .preview iframe{display:block;width:100%;height:100%;border:0}
