@@ -213,7 +213,9 @@ def render_message(message: CapturedMessage) -> str:
     parts.append("<h2>HTML</h2>")
     if message.html:
         # No allow-scripts: the message's scripts never run. Links open in a new tab.
-        document = '<base target="_blank">' + message.html
+        # Long words (a link's URL) wrap instead of running past the box's right edge.
+        wrap = "<style>html{overflow-wrap:anywhere}</style>"
+        document = '<base target="_blank">' + wrap + message.html
         parts.append(
             "<p class=muted>Drag the bottom edge of the box to see more.</p><div class=preview>"
             '<iframe sandbox="allow-popups allow-popups-to-escape-sandbox" title="HTML part" '

@@ -80,10 +80,15 @@ def test_the_admin_email_job_list_fits(chromium, live_server, staff, providers, 
     assert page.locator('link[rel="icon"]').count() == 1
 
 
+LONG_LINK = "https://gpmas.example.com/i/" + "Q7x" * 30 + "/"
+
+
 def send_html_message(sandbox) -> str:
+    """A message whose HTML holds a long link, as an invitation's does."""
     from tests.sandbox.helpers import sendgrid_client, sendgrid_mail
 
     mail = sendgrid_mail(job="job-42")
+    mail.contents[1].content = f"<p>If the button does not work, open {LONG_LINK}</p>"
     sendgrid_client(sandbox).send(mail)
     return sandbox.inbox.messages()[-1].id
 
@@ -122,3 +127,7 @@ def test_the_sandbox_html_preview_is_not_cut_off(chromium, clean_sandbox, width)
     assert frame["x"] >= 0 and frame["x"] + frame["width"] <= width
     assert frame["height"] >= 16 * 16 - 2  # at least 16rem, and 70% of the window
     assert_fits(page, width)
+    inside = page.frame_locator(".preview iframe").locator("html")
+    assert LONG_LINK[:30] in inside.inner_text()
+    wide, room = inside.evaluate("e => [e.scrollWidth, e.clientWidth]")
+    assert wide <= room  # the long link wraps: nothing hides past the right edge
