@@ -211,18 +211,7 @@ def render_message(message: CapturedMessage) -> str:
         f"<pre>{linkify(message.text)}</pre>" if message.text else "<p class=muted>none</p>"
     )
     parts.append("<h2>HTML</h2>")
-    if message.html:
-        # No allow-scripts: the message's scripts never run. Links open in a new tab.
-        # Long words (a link's URL) wrap instead of running past the box's right edge.
-        wrap = "<style>html{overflow-wrap:anywhere}</style>"
-        document = '<base target="_blank">' + wrap + message.html
-        parts.append(
-            "<p class=muted>Drag the bottom edge of the box to see more.</p><div class=preview>"
-            '<iframe sandbox="allow-popups allow-popups-to-escape-sandbox" title="HTML part" '
-            f'referrerpolicy="no-referrer" srcdoc="{e(document)}"></iframe></div>'
-        )
-    else:
-        parts.append("<p class=muted>none</p>")
+    parts.append(_html_preview(message.html) if message.html else "<p class=muted>none</p>")
     parts.append("<h2>Attachments</h2>")
     if not message.attachments:
         parts.append("<p class=muted>none</p>")
@@ -238,6 +227,17 @@ def render_message(message: CapturedMessage) -> str:
     parts.append("<h2>Raw</h2>")
     parts.append(f"<pre>{e(message.raw)}</pre>")
     return layout(message.subject or "message", "".join(parts))
+
+
+def _html_preview(html: str) -> str:
+    # No allow-scripts: the message's scripts never run. Links open in a new tab.
+    # Long words (a link's URL) wrap instead of running past the box's right edge.
+    document = '<base target="_blank"><style>html{overflow-wrap:anywhere}</style>' + html
+    return (
+        "<p class=muted>Drag the bottom edge of the box to see more.</p><div class=preview>"
+        '<iframe sandbox="allow-popups allow-popups-to-escape-sandbox" title="HTML part" '
+        f'referrerpolicy="no-referrer" srcdoc="{e(document)}"></iframe></div>'
+    )
 
 
 def render_not_found(what: str) -> str:
