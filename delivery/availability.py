@@ -10,7 +10,10 @@ fast to rank on (docs/ranking.md).
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from dataclasses import dataclass
+
+from django.conf import settings
 
 from delivery import provider_state
 from delivery.models import Provider
@@ -23,12 +26,36 @@ RATE_LIMITED = "rate_limited"
 OUT_OF_QUOTA = "out_of_quota"
 PROBE_BUSY = "probe_busy"  # half-open, and its one probe message is on its way
 
+# The early warning: still closed (sending), but going wrong. Failing when this many calls in a
+# row failed, or when the penalty is past this share of the threshold that opens the circuit.
+FAILING_IN_A_ROW = 2
+FAILING_SHARE_OF_THRESHOLD = 0.5
+
+# What the states mean, for the health page and ``gpmas status`` (one text, two places).
+LEGEND = (
+    ("closed", "sending normally: the circuit is closed and calls go through."),
+    (
+        "failing",
+        "still sending, but recent calls failed (2 or more in a row, or a penalty past half of "
+        "the threshold); the circuit opens if it goes on.",
+    ),
+    ("open", "not sending: too many failures; no calls until the time shown."),
+    ("half-open", "trying again: one probe message goes; success closes it, failure reopens."),
+    (
+        "penalty",
+        "recent failures, weighted, halving every {half_life:g} s; the circuit opens at "
+        "{threshold:g}. 0 is perfect health.",
+    ),
+)
+
 
 @dataclass(frozen=True)
 class Availability:
     refused_because: str = ""  # empty: available now
     until: float | None = None  # epoch seconds when it may take a message again, if known
     probe: bool = False  # available, and the next message is the probe of a half-open circuit
+    failures: int = 0  # calls failed in a row, when that makes a closed provider "failing"
+    failing: bool = False  # available and closed, but going wrong: the early warning
 
     @property
     def available(self) -> bool:
@@ -46,7 +73,11 @@ class Availability:
             return "half-open, probe in flight"
         if self.refused_because == DISABLED:
             return DISABLED
-        return "half-open" if self.probe else "closed"
+        if self.probe:
+            return "half-open"
+        if self.failing:
+            return f"failing ({self.failures} in a row, still closed)"
+        return "closed"
 
 
 def availability(provider: Provider, view: ProviderView, at: float) -> Availability:
@@ -63,10 +94,30 @@ def availability(provider: Provider, view: ProviderView, at: float) -> Availabil
         if view.probe_busy:
             return Availability(PROBE_BUSY, at + 1)  # the probe in flight decides soon
         return Availability(probe=True)
-    return Availability()
+    return Availability(failures=view.consecutive_failures, failing=is_failing(view))
+
+
+def is_failing(view: ProviderView) -> bool:
+    return (
+        view.consecutive_failures >= FAILING_IN_A_ROW
+        or view.penalty > FAILING_SHARE_OF_THRESHOLD * settings.GPMAS_OPEN_THRESHOLD
+    )
+
+
+def legend() -> list[tuple[str, str]]:
+    numbers = {
+        "half_life": settings.GPMAS_PENALTY_HALF_LIFE_SECONDS,
+        "threshold": settings.GPMAS_OPEN_THRESHOLD,
+    }
+    return [(term, text.format(**numbers)) for term, text in LEGEND]
+
+
+def operator_zone() -> zoneinfo.ZoneInfo:
+    return zoneinfo.ZoneInfo(settings.GPMAS_TIME_ZONE)
 
 
 def clock(epoch: float | None) -> str:
+    """A moment in the operators' zone (``GPMAS_TIME_ZONE``), named: "04:40:14 CET"."""
     if epoch is None:
         return "unknown"
-    return dt.datetime.fromtimestamp(epoch, tz=dt.UTC).strftime("%H:%M:%S UTC")
+    return dt.datetime.fromtimestamp(epoch, tz=operator_zone()).strftime("%H:%M:%S %Z")

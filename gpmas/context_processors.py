@@ -14,7 +14,8 @@ def system_status(request) -> dict:
     user = getattr(request, "user", None)
     if not user or not user.is_authenticated:
         return {}
+    staff = user.is_staff
     return {
-        "system_state": SimpleLazyObject(system_state),
+        "system_state": SimpleLazyObject(lambda: system_state(staff=staff)),
         "email_notice": SimpleLazyObject(lambda: notice_for(user) or ""),
     }

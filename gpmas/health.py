@@ -1,9 +1,17 @@
 """``/healthz``: can sending proceed? 200 if so, 503 with the reasons if not
-(docs/architecture.md, "Health")."""
+(docs/architecture.md, "Health").
+
+Anyone gets the status and the HTTP code; the detail (checks, workers' host names, queue,
+providers' quotas) needs a staff session or ``Authorization: Bearer <token>`` with a token from
+``GPMAS_HEALTH_TOKEN``. A wrong token gets 401.
+"""
 
 from __future__ import annotations
 
+import hmac
+
 import redis
+from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
@@ -49,6 +57,31 @@ def check_broker() -> str:
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
+    access = detail_access(request)
+    if access is None:
+        response = JsonResponse({"status": "unauthorized", "reason": "unknown token"}, status=401)
+        response["WWW-Authenticate"] = 'Bearer realm="healthz"'
+        return response
+    report = health_report()
+    code = 200 if report["status"] == "ok" else 503
+    return JsonResponse(report if access else {"status": report["status"]}, status=code)
+
+
+def detail_access(request: HttpRequest) -> bool | None:
+    """True: may see the detail; False: the status only; None: presented a wrong token."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        given = token.strip().encode()
+        known = [t.encode() for t in settings.GPMAS_HEALTH_TOKENS]
+        return True if any(hmac.compare_digest(given, t) for t in known) else None
+    try:
+        user = request.user
+        return bool(user.is_active and user.is_staff)
+    except Exception:  # the session is in the database, which may be what is down
+        return False
+
+
+def health_report() -> dict:
     checks = {"database": check_database(), "redis": check_redis(), "broker": check_broker()}
     problems = [f"{name} {state}" for name, state in checks.items() if state != "ok"]
     report: dict = {"checks": checks}
@@ -68,14 +101,18 @@ def healthz(request: HttpRequest) -> JsonResponse:
             report["providers"] = [
                 provider_json(item, latency.get(item.provider.pk)) for item in health
             ]
-        state = system.system_state(health) if health is not None or control.halted else None
+        state = (
+            system.system_state(health, staff=True)
+            if health is not None or control.halted
+            else None
+        )
         if state is not None:
             report["system"] = {"state": state.code, "message": state.message}
             if state.code in (system.HALTED, system.NO_PROVIDER):
                 problems.append(state.message)
     report["status"] = "ok" if not problems else "unavailable"
     report["reasons"] = problems
-    return JsonResponse(report, status=200 if not problems else 503)
+    return report
 
 
 def provider_json(item: selectors.ProviderHealth, latency: selectors.Latency | None) -> dict:
@@ -83,6 +120,7 @@ def provider_json(item: selectors.ProviderHealth, latency: selectors.Latency | N
         "name": item.provider.name,
         "kind": item.provider.kind,
         "state": item.state,
+        "failing": item.availability.failing,
         "penalty": round(item.view.penalty, 1),
         "quota": item.quota,
         "in_flight": item.view.in_flight,

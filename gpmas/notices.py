@@ -32,8 +32,9 @@ class Notice:
 
 
 def staff_notice() -> Notice | None:
-    """The system's state for operators: which providers, why halted."""
-    state = system_state()
+    """The system's state for operators: which providers, why halted, and the early warning of a
+    provider failing while still closed."""
+    state = system_state(staff=True)
     if state.is_normal:
         return None
     if state.code == HALTED:

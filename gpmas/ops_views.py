@@ -10,13 +10,14 @@ import datetime as dt
 from dataclasses import dataclass
 
 import redis
+from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from delivery import selectors
+from delivery import availability, selectors
 from delivery.models import Provider
 from delivery.selectors import Latency, MinuteCount, ProviderHealth
 
@@ -35,6 +36,10 @@ class ProviderReport:
     minutes: list[MinuteCount]
     latency: Latency | None  # None without calls in the latency window
     shares: list[float | None]  # share of all calls, minute by minute, oldest first
+
+    @property
+    def failing(self) -> bool:
+        return bool(self.health and self.health.availability.failing)
 
     @property
     def state(self) -> str:
@@ -204,7 +209,15 @@ def _stack(minute: MinuteCount, *, x: float, width: float, scale: float) -> tupl
 def provider_health_page(request: HttpRequest) -> HttpResponse:
     report = health_report()
     rows = [(row, chart_geometry(row.provider.name, row.minutes)) for row in report.providers]
-    return render(request, "gpmas/provider_health.html", {"report": report, "rows": rows})
+    context = {
+        "report": report,
+        "rows": rows,
+        "zone": settings.GPMAS_TIME_ZONE,
+        "legend": availability.legend(),
+        "threshold": settings.GPMAS_OPEN_THRESHOLD,
+        "failing": [r.provider.name for r in report.providers if r.failing],
+    }
+    return render(request, "gpmas/provider_health.html", context)
 
 
 @require_GET
@@ -230,6 +243,7 @@ def _provider_json(row: ProviderReport) -> dict:
         "enabled": provider.enabled,
         "weight": provider.weight,
         "state": row.state,
+        "failing": row.failing if row.health else None,
         "penalty": round(view.penalty, 2) if view else None,
         "consecutive_failures": view.consecutive_failures if view else None,
         "quota": {"used": view.quota_used if view else None, "limit": provider.daily_quota},

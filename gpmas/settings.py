@@ -18,6 +18,7 @@ from gpmas.env import (
     env_redis_url,
     env_str,
 )
+from gpmas.ops_env import env_time_zone, env_tokens
 from gpmas.time_budget import SendTimes, batch_deadline
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -286,11 +287,14 @@ GPMAS_GUEST_RATE_LIMIT = _env_rate("GPMAS_GUEST_RATE_LIMIT", "30/m")
 GPMAS_INVITE_RATE_LIMIT = _env_rate("GPMAS_INVITE_RATE_LIMIT", "120/h")
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_FAIL_OPEN = True
-
-# --- Organizer pages (issue #17): the "emails are delayed" banner, undo of a revoke, live list ---
-# An organizer's email due and unsent for this long shows "Emails are delayed" on their pages.
+# Organizer pages: the "emails are delayed" banner, undo of a revoke, the live guest list.
+# An organizer's email due and unsent this long: "Emails are delayed" on their pages.
 GPMAS_EMAIL_DELAYED_AFTER_SECONDS = env_int("GPMAS_EMAIL_DELAYED_AFTER_SECONDS", 300, minimum=1)
 # How long after revoking an invitation the organizer may undo it.
 GPMAS_REVOKE_UNDO_SECONDS = env_int("GPMAS_REVOKE_UNDO_SECONDS", 300, minimum=0)
 # How often (milliseconds) the event page asks for fresh counts and guest rows; 0 = never.
 GPMAS_LIVE_POLL_MS = env_int("GPMAS_LIVE_POLL_MS", 5000, minimum=0)
+
+# --- Operations: times on the health page and in `gpmas status`; who sees /healthz in detail ---
+GPMAS_TIME_ZONE = env_time_zone("GPMAS_TIME_ZONE", TIME_ZONE)
+GPMAS_HEALTH_TOKENS = env_tokens("GPMAS_HEALTH_TOKEN")

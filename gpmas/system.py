@@ -25,7 +25,10 @@ class SystemState:
         return self.code == NORMAL
 
 
-def system_state(health: list[selectors.ProviderHealth] | None = None) -> SystemState:
+def system_state(
+    health: list[selectors.ProviderHealth] | None = None, *, staff: bool = False
+) -> SystemState:
+    """``staff`` also hears the early warning: providers still closed but failing."""
     control = halt.current()
     if control.halted:
         return SystemState(HALTED, f"All sending is halted: {control.reason}. Emails wait.")
@@ -41,4 +44,8 @@ def system_state(health: list[selectors.ProviderHealth] | None = None) -> System
     if down:
         why = "; ".join(f"{item.provider.name} {item.state}" for item in down)
         return SystemState(DEGRADED, f"Some providers are unavailable: {why}.")
+    failing = [item for item in enabled if item.availability.failing]
+    if staff and failing:
+        why = "; ".join(f"{item.provider.name} {item.state}" for item in failing)
+        return SystemState(DEGRADED, f"Some providers are failing, still sending: {why}.")
     return SystemState(NORMAL, "All providers available.")

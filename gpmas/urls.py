@@ -1,7 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.views.generic.base import RedirectView
 
+from gpmas.favicon import favicon_svg
 from gpmas.health import healthz
 
 urlpatterns = [
@@ -12,4 +14,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("ops/", include("gpmas.ops_urls")),
     path("healthz", healthz, name="healthz"),
+    path("favicon.svg", favicon_svg, name="favicon"),
+    path("favicon.ico", RedirectView.as_view(url="/favicon.svg", permanent=True)),
 ]

@@ -200,8 +200,15 @@ class App:
         if form.get("action") == "clear":
             self.faults.clear(provider)
             return
+        text = {name: form.get(name) for name, _ in form.fields}
+        percent = (form.get("error_percent") or "").strip()
+        if percent:  # the inbox's form says percent; Fault's error_rate is a fraction
+            try:
+                text["error_rate"] = str(float(percent) / 100)
+            except ValueError:
+                raise ValueError(f"error rate must be a percentage, not {percent!r}") from None
         fault = Fault.from_text(
-            form, hang=form.get("hang") is not None, outage=form.get("outage") is not None
+            text, hang=form.get("hang") is not None, outage=form.get("outage") is not None
         )
         self.faults.set(provider, fault)
 

@@ -19,13 +19,24 @@ _URL_RE = re.compile(r"https?://[^\s<>\"'`]+")
 _TRAILING = ".,;:!?)]}'\""
 
 _STYLE = """
-body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}
-table{border-collapse:collapse;margin:.5rem 0 1.5rem}
+*,*::before,*::after{box-sizing:border-box}
+body{font-family:system-ui,sans-serif;margin:1rem;color:#222}
+.scroll{overflow-x:auto;margin:.5rem 0 1.5rem}
+table{border-collapse:collapse}
 td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;vertical-align:top}
+td,pre{overflow-wrap:anywhere}
+.scroll td{overflow-wrap:normal}
 pre{white-space:pre-wrap;background:#f6f6f6;padding:.5rem;border:1px solid #ddd}
-iframe{width:100%;height:28rem;border:1px solid #ccc}
+.preview{border:1px solid #ccc;resize:vertical;overflow:hidden;height:70vh;min-height:16rem}
+.preview iframe{display:block;width:100%;height:100%;border:0}
 .error{background:#fdd;padding:.5rem;border:1px solid #c66}
-form.fault input[type=number],form.fault input[type=text]{width:6rem}
+.faults{display:flex;flex-wrap:wrap;gap:1rem;margin-bottom:1.5rem}
+.faults section{border:1px solid #ccc;padding:.5rem .75rem;flex:1 1 17rem;max-width:24rem}
+.faults h3{margin:0 0 .25rem}
+form.fault{display:grid;grid-template-columns:max-content 5.5rem max-content;gap:.3rem .5rem}
+form.fault{align-items:center}
+form.fault input[type=number],form.fault input[type=text]{width:100%}
+form.fault .buttons{grid-column:1/-1;display:flex;gap:.5rem}
 .muted{color:#777}
 """
 
@@ -37,6 +48,8 @@ def e(value: object) -> str:
 def layout(title: str, body: str) -> str:
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        '<meta name=viewport content="width=device-width, initial-scale=1">'
+        '<link rel=icon href="data:,">'
         f"<title>{e(title)}</title><style>{_STYLE}</style></head>"
         f"<body>{body}</body></html>"
     )
@@ -81,8 +94,8 @@ def render_index(
         parts.append('<p class="muted">Nothing captured yet.</p>')
     else:
         rows = [
-            "<table><tr><th>received</th><th>provider</th><th>to</th><th>subject</th>"
-            "<th>X-GPMAS-Job</th></tr>"
+            "<div class=scroll><table><tr><th>received</th><th>provider</th><th>to</th>"
+            "<th>subject</th><th>X-GPMAS-Job</th></tr>"
         ]
         for message in reversed(messages):
             rows.append(
@@ -92,7 +105,7 @@ def render_index(
                 f"{e(message.subject or '(no subject)')}</a></td>"
                 f"<td>{e(message.job or '')}</td></tr>"
             )
-        rows.append("</table>")
+        rows.append("</table></div>")
         parts.append("".join(rows))
     parts.append(
         '<form method=post action="/reset"><button>Reset inbox, stats and faults</button></form>'
@@ -109,11 +122,12 @@ def _stats_table(stats: dict[str, dict[str, int]]) -> str:
         + "</tr>"
         for provider, counts in stats.items()
     )
-    return f"<h2>Stats</h2><table><tr><th>provider</th>{head}</tr>{rows}</table>"
+    table = f"<table><tr><th>provider</th>{head}</tr>{rows}</table>"
+    return f"<h2>Stats</h2><div class=scroll>{table}</div>"
 
 
 def _faults_section(faults: dict[str, Fault]) -> str:
-    parts = ["<h2>Faults</h2><table><tr><th>provider</th><th>current</th><th>set</th></tr>"]
+    parts = ["<h2>Faults</h2><div class=faults>"]
     for provider in PROVIDERS:
         current = faults.get(provider)
         shown = (
@@ -122,38 +136,53 @@ def _faults_section(faults: dict[str, Fault]) -> str:
             else "none"
         )
         parts.append(
-            f"<tr><th>{e(provider)}</th><td>{e(shown or 'none')}</td>"
-            f"<td>{_fault_form(provider, current)}</td></tr>"
+            f"<section><h3>{e(provider)}</h3><p>now: <strong>{e(shown or 'none')}</strong></p>"
+            f"{_fault_form(provider, current)}</section>"
         )
-    parts.append("</table>")
+    parts.append("</div>")
     return "".join(parts)
+
+
+# (field, label, unit, step): the label beside its box, the unit after it.
+_FAULT_FIELDS = (
+    ("status", "HTTP status", "e.g. 503", "1"),
+    ("error_percent", "Error rate", "% of calls", "1"),
+    ("latency_ms", "Latency", "ms", "1"),
+    ("hang_seconds", "Hang for", "s", "0.1"),
+    ("retry_after", "Retry-After", "s", "1"),
+)
 
 
 def _fault_form(provider: str, current: Fault | None) -> str:
     f = current or Fault()
-
-    def number(name: str, value: object, step: str = "1") -> str:
+    values = {**f.to_dict(), "error_percent": round(f.error_rate * 100, 2) or ""}
+    rows = []
+    for name, label, unit, step in _FAULT_FIELDS:
+        value = values[name]
         shown = "" if value is None else e(value)
-        field = f'<input type=number name="{e(name)}" step="{step}" value="{shown}">'
-        return f"<label>{e(name)} {field}</label> "
-
-    def checkbox(name: str, checked: bool) -> str:
-        state = " checked" if checked else ""
-        return f'<label><input type=checkbox name="{e(name)}"{state}> {e(name)}</label> '
-
+        rows.append(
+            f'<label for="{provider}-{name}">{e(label)}</label>'
+            f'<input type=number id="{provider}-{name}" name="{name}" step="{step}" min=0'
+            f' value="{shown}"><span class=muted>{e(unit)}</span>'
+        )
+        if name == "status":
+            rows.append(
+                f'<label for="{provider}-code">Error code</label>'
+                f'<input type=text id="{provider}-code" name=code value="{e(f.code or "")}">'
+                "<span class=muted>provider's</span>"
+            )
+    for name, label in (("hang", "Hang (no answer)"), ("outage", "Outage (refuse)")):
+        state = " checked" if getattr(f, name) else ""
+        rows.append(
+            f'<label for="{provider}-{name}">{label}</label>'
+            f'<input type=checkbox id="{provider}-{name}" name={name}{state}><span></span>'
+        )
     return (
         '<form class=fault method=post action="/faults">'
         f'<input type=hidden name=provider value="{e(provider)}">'
-        + number("status", f.status)
-        + f'<label>code <input type=text name=code value="{e(f.code or "")}"></label> '
-        + number("error_rate", f.error_rate, "0.01")
-        + number("latency_ms", f.latency_ms)
-        + checkbox("hang", f.hang)
-        + number("hang_seconds", f.hang_seconds, "0.1")
-        + checkbox("outage", f.outage)
-        + number("retry_after", f.retry_after)
-        + "<button name=action value=set>set</button> "
-        "<button name=action value=clear>clear</button></form>"
+        + "".join(rows)
+        + "<div class=buttons><button name=action value=set>set</button>"
+        "<button name=action value=clear>clear</button></div></form>"
     )
 
 
@@ -182,15 +211,7 @@ def render_message(message: CapturedMessage) -> str:
         f"<pre>{linkify(message.text)}</pre>" if message.text else "<p class=muted>none</p>"
     )
     parts.append("<h2>HTML</h2>")
-    if message.html:
-        # No allow-scripts: the message's scripts never run. Links open in a new tab.
-        document = '<base target="_blank">' + message.html
-        parts.append(
-            '<iframe sandbox="allow-popups allow-popups-to-escape-sandbox" '
-            f'referrerpolicy="no-referrer" srcdoc="{e(document)}"></iframe>'
-        )
-    else:
-        parts.append("<p class=muted>none</p>")
+    parts.append(_html_preview(message.html) if message.html else "<p class=muted>none</p>")
     parts.append("<h2>Attachments</h2>")
     if not message.attachments:
         parts.append("<p class=muted>none</p>")
@@ -206,6 +227,17 @@ def render_message(message: CapturedMessage) -> str:
     parts.append("<h2>Raw</h2>")
     parts.append(f"<pre>{e(message.raw)}</pre>")
     return layout(message.subject or "message", "".join(parts))
+
+
+def _html_preview(html: str) -> str:
+    # No allow-scripts: the message's scripts never run. Links open in a new tab.
+    # Long words (a link's URL) wrap instead of running past the box's right edge.
+    document = '<base target="_blank"><style>html{overflow-wrap:anywhere}</style>' + html
+    return (
+        "<p class=muted>Drag the bottom edge of the box to see more.</p><div class=preview>"
+        '<iframe sandbox="allow-popups allow-popups-to-escape-sandbox" title="HTML part" '
+        f'referrerpolicy="no-referrer" srcdoc="{e(document)}"></iframe></div>'
+    )
 
 
 def render_not_found(what: str) -> str:

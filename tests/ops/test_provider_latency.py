@@ -76,11 +76,11 @@ def test_the_health_page_and_its_json_show_latency_calls_in_flight_and_shares(
     assert pytest.approx(21 / 51) in row["share_per_minute"]
 
 
-def test_healthz_and_gpmas_status_show_latency_and_calls_in_flight(client, slow_and_fast):
+def test_healthz_and_gpmas_status_show_latency_and_calls_in_flight(admin_client, slow_and_fast):
     slow, _ = slow_and_fast
     provider_state.reserve(slow, at=provider_state.now())
 
-    report = json.loads(client.get("/healthz").content)
+    report = json.loads(admin_client.get("/healthz").content)
     row = next(p for p in report["providers"] if p["name"] == slow.name)
     assert (row["latency_ms"], row["in_flight"]) == ({"p50": 100, "p95": 190}, 1)
 

@@ -49,7 +49,8 @@ def test_message_page_shows_headers_links_html_and_ics(sandbox: Sandbox) -> None
     assert "X-GPMAS-Job" in body and "job-7" in body
     assert '<a href="https://gpmas.local/i/abc" rel="noopener noreferrer"' in body
     assert '<iframe sandbox="allow-popups allow-popups-to-escape-sandbox"' in body
-    assert 'srcdoc="&lt;base target=&quot;_blank&quot;&gt;&lt;p&gt;Open &lt;a href=' in body
+    assert 'srcdoc="&lt;base target=&quot;_blank&quot;&gt;&lt;style&gt;' in body
+    assert "&lt;/style&gt;&lt;p&gt;Open &lt;a href=" in body
     assert "BEGIN:VCALENDAR" in body and "invite.ics" in body
     download = requests.get(f"{sandbox.http_url}/messages/{message.id}/attachments/0", timeout=5)
     assert download.content == ICS.encode()

@@ -3,12 +3,13 @@
 import datetime as dt
 
 import redis
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from delivery import selectors, services, tasks
+from delivery import availability, selectors, services, tasks
 from delivery.models import EmailJob
 from gpmas import system
 from reliability import halt
@@ -85,7 +86,9 @@ class Command(BaseCommand):
         self.stdout.write(f"requeued {count} failed job(s) that failed since {when}")
 
     def handle_status(self, **_):
-        state = system.system_state()
+        state = system.system_state(staff=True)
+        now = timezone.localtime(timezone=availability.operator_zone())
+        self.stdout.write(f"at {now:%Y-%m-%d %H:%M:%S %Z} ({settings.GPMAS_TIME_ZONE})")
         self.stdout.write(f"system: {state.code} - {state.message}\n")
         try:
             health = selectors.provider_health()
@@ -100,6 +103,9 @@ class Command(BaseCommand):
         self.stdout.write("\nqueue: " + ", ".join(f"{k} {v}" for k, v in depth.items()))
         age = selectors.oldest_due_age_seconds()
         self.stdout.write(f"oldest due job: {'none' if age is None else f'{age:.0f}s old'}")
+        self.stdout.write("\nstates:")
+        for term, text in availability.legend():
+            self.stdout.write(f"  {term:<9} {text}")
 
 
 STATUS_COLUMNS = (
