@@ -4,10 +4,12 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils.html import format_html_join
 
-from delivery import provider_state, selectors, services
+from delivery import event_admin, provider_state, selectors, services
 from delivery.models import DeliveryAttempt, EmailJob, Provider
 from delivery.providers import adapter_class, secret_variable
 from reliability.admin import ReadOnlyAdmin
+
+__all__ = ["event_admin"]  # registers the events' and the suppression list's admin
 
 
 class DeliveryAttemptInline(admin.TabularInline):
@@ -29,12 +31,13 @@ class EmailJobAdmin(ReadOnlyAdmin):
         "to_email",
         "subject",
         "status",
+        "delivery_state",
         "attempts",
         "provider",
         "next_attempt_at",
         "created_at",
     ]
-    list_filter = ["status", "kind", "provider"]
+    list_filter = ["status", "delivery_state", "kind", "provider"]
     search_fields = ["to_email", "subject", "topic", "idempotency_key", "provider_message_id"]
     list_select_related = ["provider"]
     inlines = [DeliveryAttemptInline]

@@ -284,3 +284,6 @@ GPMAS_GUEST_RATE_LIMIT = _env_rate("GPMAS_GUEST_RATE_LIMIT", "30/m")
 GPMAS_INVITE_RATE_LIMIT = _env_rate("GPMAS_INVITE_RATE_LIMIT", "120/h")
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_FAIL_OPEN = True
+
+# --- Delivery events: the providers' tracking webhooks and the suppression list -----------------
+from gpmas.settings_events import *  # noqa: E402, F403

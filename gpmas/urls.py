@@ -12,4 +12,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("ops/", include("gpmas.ops_urls")),
     path("healthz", healthz, name="healthz"),
+    # The providers' tracking webhooks only (anymail's inbound views are not mounted).
+    path("webhooks/", include("delivery.webhooks.urls")),
 ]
