@@ -13,9 +13,11 @@ ANYMAIL = {
     "SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY": env_str(
         "GPMAS_SENDGRID_WEBHOOK_VERIFICATION_KEY"
     ),
-    # SNS signatures are not verified yet: never confirm a subscription on an unverified post.
+    # delivery.webhooks.sns confirms subscriptions itself, after verifying them.
     "AMAZON_SES_AUTO_CONFIRM_SNS_SUBSCRIPTIONS": False,
 }
+# The SNS topics (ARNs, comma-separated) whose SES events are taken; others are refused.
+GPMAS_SES_SNS_TOPIC_ARNS = env_list("GPMAS_SES_SNS_TOPIC_ARNS", [])
 # Signed timestamps older (or further ahead) than this are refused as replays.
 GPMAS_WEBHOOK_MAX_AGE_SECONDS = env_int("GPMAS_WEBHOOK_MAX_AGE_SECONDS", 600, minimum=1)
 GPMAS_SOFT_BOUNCES_TO_SUPPRESS = env_int("GPMAS_SOFT_BOUNCES_TO_SUPPRESS", 3, minimum=1)

@@ -15,6 +15,7 @@ import contextvars
 import logging
 import warnings
 
+import requests
 from anymail.exceptions import AnymailError, AnymailNotSupportedWarning
 from anymail.webhooks.amazon_ses import AmazonSESTrackingWebhookView
 from anymail.webhooks.mailgun import MailgunTrackingWebhookView
@@ -25,14 +26,15 @@ from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from delivery.webhooks import events, replay
+from delivery.webhooks import events, replay, sns
 
 log = logging.getLogger(__name__)
 # anymail warns on every SendGrid view it builds that it no longer tests SendGrid itself; the
 # signed event webhook it verifies is tested here (tests/delivery/webhooks/).
 warnings.filterwarnings("ignore", category=AnymailNotSupportedWarning)
 
-# URL name -> (our provider kind, anymail's view, the ANYMAIL setting its signature check needs)
+# URL name -> (our provider kind, anymail's view, the setting its signature check needs: an
+# ANYMAIL key, or a Django setting)
 PROVIDERS = {
     "sendgrid": (
         "sendgrid",
@@ -40,8 +42,8 @@ PROVIDERS = {
         "SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY",
     ),
     "mailgun": ("mailgun", MailgunTrackingWebhookView.as_view(), "MAILGUN_WEBHOOK_SIGNING_KEY"),
-    # SNS signatures are not verified yet (README, "Delivery events"): basic auth only.
-    "amazon_ses": ("ses", AmazonSESTrackingWebhookView.as_view(), None),
+    # anymail does not verify SNS signatures: delivery.webhooks.sns does, before it.
+    "amazon_ses": ("ses", AmazonSESTrackingWebhookView.as_view(), "GPMAS_SES_SNS_TOPIC_ARNS"),
 }
 
 
@@ -58,10 +60,29 @@ def tracking_webhook(request: HttpRequest, provider: str) -> HttpResponse:
         return HttpResponse("webhook not configured\n", status=403, content_type="text/plain")
     try:
         replay.check_fresh(kind, request)
-    except replay.Stale as exc:
+        sns_message = sns.verify(request.body) if kind == "ses" else None
+    except (replay.Stale, sns.Refused) as exc:
         return _refused(provider, str(exc))
     context = contextvars.copy_context()
-    return context.run(_hand_to_anymail, provider, view, request)
+    response = context.run(_hand_to_anymail, provider, view, request)
+    if sns_message and response.status_code == 200:
+        return _confirm_if_asked(sns_message, response)
+    return response
+
+
+def _confirm_if_asked(message: dict, response: HttpResponse) -> HttpResponse:
+    """A verified, authenticated subscription confirmation for an allowed topic: confirm it."""
+    if message.get("Type") != "SubscriptionConfirmation":
+        return response
+    try:
+        sns.confirm_subscription(message)
+    except sns.Refused as exc:
+        return _refused("amazon_ses", str(exc))
+    except requests.RequestException as exc:
+        log.error("could not confirm the SNS subscription to %s: %s", message["TopicArn"], exc)
+        return HttpResponse("could not confirm\n", status=502, content_type="text/plain")
+    log.info("confirmed the SNS subscription to %s", message["TopicArn"])
+    return response
 
 
 def _hand_to_anymail(provider: str, view, request: HttpRequest) -> HttpResponse:
@@ -79,7 +100,7 @@ def _refused(provider: str, reason: str) -> HttpResponse:
     return HttpResponse("refused\n", status=400, content_type="text/plain")
 
 
-def _missing_settings(key_setting: str | None) -> list[str]:
-    configured = getattr(settings, "ANYMAIL", {})
-    names = ["WEBHOOK_SECRET", *([key_setting] if key_setting else [])]
-    return [name for name in names if not configured.get(name)]
+def _missing_settings(key_setting: str) -> list[str]:
+    anymail = getattr(settings, "ANYMAIL", {})
+    names = ("WEBHOOK_SECRET", key_setting)
+    return [name for name in names if not (anymail.get(name) or getattr(settings, name, None))]

@@ -1,18 +1,22 @@
 """Signed webhook posts as each provider makes them: SendGrid's Signed Event Webhook (ECDSA
 P-256 over timestamp + body), Mailgun's HMAC-SHA256 of timestamp + token, SES through SNS (no
-signature checked yet: basic auth only). Keys are made here, per test run."""
+signature is RSA over SNS's canonical string, checked against a certificate made here). Keys
+and certificates are made here, per test run."""
 
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import hmac
 import json
 import time
 import uuid
 
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509.oid import NameOID
 
 BASIC = ("hooks", "s3cret-one")
 OTHER_BASIC = ("hooks", "s3cret-two")  # the rotation's second secret
@@ -110,6 +114,49 @@ def post_mailgun(client, data, *, at=None, key=MAILGUN_KEY, tamper=None, auth_pa
 
 # --- Amazon SES through SNS ----------------------------------------------------------------------
 
+TOPIC = "arn:aws:sns:us-east-1:123456789012:gpmas-events"
+CERT_URL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-test.pem"
+SNS_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+OTHER_SNS_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def certificate_pem(key, *, valid_days: int = 1) -> bytes:
+    """A self-signed certificate for ``key``, valid from a day ago for ``valid_days`` more."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=valid_days))
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+SNS_CERT = certificate_pem(SNS_KEY)
+
+
+def sign_sns(message: dict, *, version="1", key=SNS_KEY, cert_url=CERT_URL) -> dict:
+    """Signed as SNS signs: "Key\nValue\n" for the type's keys in order, RSA PKCS#1 v1.5 with
+    SHA1 (SignatureVersion 1) or SHA256 (2)."""
+    if message["Type"] == "Notification":
+        keys = ["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"]
+    else:
+        keys = ["Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"]
+    text = "".join(f"{k}\n{message[k]}\n" for k in keys if k in message).encode()
+    digest = hashes.SHA1() if version == "1" else hashes.SHA256()
+    signature = key.sign(text, padding.PKCS1v15(), digest)
+    return {
+        **message,
+        "SignatureVersion": version,
+        "SigningCertURL": cert_url,
+        "Signature": base64.b64encode(signature).decode(),
+    }
+
 
 def ses_notification(job=None, *, event="Delivery", email=None, message_id=None, **extra) -> dict:
     address = email or (job.to_email if job else "nobody@example.com")
@@ -129,14 +176,16 @@ def ses_notification(job=None, *, event="Delivery", email=None, message_id=None,
     return {
         "Type": "Notification",
         "MessageId": str(uuid.uuid4()),
-        "TopicArn": "arn:aws:sns:us-east-1:123456789012:gpmas-events",
+        "TopicArn": TOPIC,
         "Message": json.dumps(ses_event),
         "Timestamp": "2026-12-02T01:00:02.000Z",
-        "SignatureVersion": "1",
     }
 
 
-def post_ses(client, sns: dict, *, raw=None, auth_pair=BASIC):
+def post_ses(client, sns: dict, *, raw=None, auth_pair=BASIC, sign=True):
+    """Post ``sns``, signed unless ``sign`` is False (or it carries a Signature already)."""
+    if sign and "Signature" not in sns:
+        sns = sign_sns(sns)
     return client.post(
         "/webhooks/amazon_ses/tracking/",
         data=raw if raw is not None else json.dumps(sns),

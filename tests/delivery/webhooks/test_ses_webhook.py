@@ -1,6 +1,7 @@
-"""Amazon SES events through SNS (basic auth only: SNS signatures are not verified yet). Each
-event applied once, matched by the X-GPMAS-Job header SES echoes or by the SES message id; bad
-posts refused with a 4xx; a subscription is never confirmed."""
+"""Amazon SES events through SNS: the SNS signature (versions 1 and 2) against a certificate
+from an SNS host only, the topic allow-list, basic auth. Each event applied once, matched by the
+X-GPMAS-Job header SES echoes or by the SES message id; bad posts refused with a 4xx and nothing
+changed; a subscription confirmed only for an allowed topic."""
 
 from __future__ import annotations
 
@@ -11,15 +12,24 @@ import pytest
 from delivery.models import DeliveryEvent, EmailJob, Provider
 from tests.delivery.jobs import new_job
 from tests.delivery.webhooks.conftest import snapshot
-from tests.delivery.webhooks.posting import post_ses, ses_notification
+from tests.delivery.webhooks.posting import (
+    OTHER_SNS_KEY,
+    SNS_KEY,
+    TOPIC,
+    certificate_pem,
+    post_ses,
+    ses_notification,
+    sign_sns,
+)
 
 pytestmark = pytest.mark.django_db
 State = EmailJob.DeliveryState
 
 
-def test_an_event_is_applied_once(client):
+@pytest.mark.parametrize("version", ["1", "2"])
+def test_an_event_is_applied_once(client, version, sns_certificates):
     job = new_job()
-    sns = ses_notification(job)
+    sns = sign_sns(ses_notification(job), version=version)
 
     assert post_ses(client, sns).status_code == 200
 
@@ -32,6 +42,7 @@ def test_an_event_is_applied_once(client):
     before = snapshot()
     assert post_ses(client, sns).status_code == 200  # SNS retries the same notification
     assert snapshot() == before
+    assert sns_certificates.fetched == [sns["SigningCertURL"]]  # fetched once, then kept
 
 
 def test_a_bounce_matches_its_job_by_the_ses_message_id(client):
@@ -79,18 +90,113 @@ def test_a_bad_post_is_refused_and_changes_nothing(client, post):
     assert snapshot() == before
 
 
-def test_a_subscription_confirmation_is_not_confirmed(client, monkeypatch):
-    def no_calls(*args, **kwargs):
-        raise AssertionError("no call to AWS")
+def _tamper_message(sns: dict) -> dict:
+    signed = sign_sns(sns)
+    return {**signed, "Message": signed["Message"].replace("Delivery", "Bounce", 1)}
 
-    monkeypatch.setattr("boto3.session.Session.client", no_calls)
-    sns = {
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        pytest.param(lambda sns: sign_sns({**sns, "TopicArn": TOPIC + "-x"}), id="wrong topic"),
+        pytest.param(lambda sns: sign_sns(sns, key=OTHER_SNS_KEY), id="wrong signature"),
+        pytest.param(_tamper_message, id="message tampered after signing"),
+        pytest.param(lambda sns: sign_sns(sns, version="3"), id="unknown signature version"),
+        pytest.param(lambda sns: {**sns, "Signature": "@@@"}, id="signature not base64"),
+        pytest.param(
+            lambda sns: sign_sns(
+                sns, cert_url="https://sns.us-east-1.amazonaws.com.evil.example/c.pem"
+            ),
+            id="certificate host not SNS",
+        ),
+        pytest.param(
+            lambda sns: sign_sns(sns, cert_url="http://sns.us-east-1.amazonaws.com/c.pem"),
+            id="certificate over plain HTTP",
+        ),
+        pytest.param(
+            lambda sns: sign_sns(
+                sns, cert_url="https://evil.example/sns.us-east-1.amazonaws.com.pem"
+            ),
+            id="SNS host only in the path",
+        ),
+        pytest.param(
+            lambda sns: sign_sns(sns, cert_url="https://user@sns.us-east-1.amazonaws.com/c.pem"),
+            id="certificate URL with user info",
+        ),
+    ],
+)
+def test_a_forged_notification_is_refused_and_changes_nothing(client, forge, sns_certificates):
+    job = new_job()
+    before = snapshot()
+
+    response = post_ses(client, forge(ses_notification(job)))
+
+    assert response.status_code == 400
+    assert snapshot() == before
+    assert all(
+        url.startswith("https://sns.us-east-1.amazonaws.com/") for url in sns_certificates.fetched
+    )
+
+
+def test_an_expired_certificate_is_refused(client, sns_certificates):
+    sns_certificates.pem = certificate_pem(SNS_KEY, valid_days=-1)
+    job = new_job()
+    before = snapshot()
+    assert post_ses(client, ses_notification(job)).status_code == 400
+    assert snapshot() == before
+
+
+def confirmation(topic=TOPIC, subscribe_url=None) -> dict:
+    return {
         "Type": "SubscriptionConfirmation",
         "MessageId": "c-1",
-        "TopicArn": "arn:aws:sns:us-east-1:123456789012:gpmas-events",
-        "SubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription",
-        "Token": "t",
+        "Token": "t0k",
+        "TopicArn": topic,
+        "Message": "You have chosen to subscribe to the topic.",
+        "SubscribeURL": subscribe_url
+        or "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=t0k",
+        "Timestamp": "2026-12-02T01:00:02.000Z",
     }
+
+
+@pytest.fixture
+def visited(monkeypatch) -> list[str]:
+    urls = []
+
+    class Answer:
+        def raise_for_status(self):
+            pass
+
+    def fake_get(url, **kwargs):
+        urls.append(url)
+        return Answer()
+
+    monkeypatch.setattr("delivery.webhooks.sns.requests.get", fake_get)
+    return urls
+
+
+def test_a_subscription_to_an_allowed_topic_is_confirmed(client, visited):
+    message = confirmation()
+    assert post_ses(client, message).status_code == 200
+    assert visited == [message["SubscribeURL"]]
+
+
+@pytest.mark.parametrize(
+    "post",
+    [
+        pytest.param(lambda c: post_ses(c, confirmation(topic=TOPIC + "-x")), id="other topic"),
+        pytest.param(lambda c: post_ses(c, confirmation(), auth_pair=None), id="no basic auth"),
+        pytest.param(
+            lambda c: post_ses(c, sign_sns(confirmation(), key=OTHER_SNS_KEY)), id="bad signature"
+        ),
+        pytest.param(
+            lambda c: post_ses(c, confirmation(subscribe_url="https://evil.example/confirm")),
+            id="SubscribeURL not at SNS",
+        ),
+    ],
+)
+def test_a_subscription_is_not_confirmed_otherwise(client, visited, post):
     before = snapshot()
-    assert post_ses(client, sns).status_code == 200
+    assert 400 <= post(client).status_code < 500
+    assert visited == []
     assert snapshot() == before
