@@ -13,13 +13,15 @@ from delivery.models import EmailJob
 from events.models import Event
 
 Status = EmailJob.Status
-# How the dashboard groups delivery states: waiting or in flight, sent, failed.
+# How the dashboard groups delivery states: waiting or in flight, sent, failed (not sent: a
+# suppressed address is counted there too).
 DELIVERY_GROUPS = {
     Status.QUEUED: "queued",
     Status.RETRYING: "queued",
     Status.SENDING: "queued",
     Status.SENT: "sent",
     Status.FAILED: "failed",
+    Status.SUPPRESSED: "failed",
 }
 
 

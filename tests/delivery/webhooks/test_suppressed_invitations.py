@@ -1,0 +1,28 @@
+"""A suppressed guest's invitation is visible where jobs are: the guest list shows it (and
+filters on it), the dashboard counts it as not sent."""
+
+from __future__ import annotations
+
+import pytest
+
+from delivery import suppression
+from delivery.models import EmailJob, Suppression
+from events.selectors import delivery_counts
+from invitations.selectors import guest_list
+from tests.events.factories import make_event
+
+pytestmark = pytest.mark.django_db
+
+
+def test_an_invitation_to_a_suppressed_address_is_listed_and_counted(organizer):
+    suppression.suppress("Gone@Example.com", Suppression.Reason.HARD_BOUNCE)
+
+    event = make_event(organizer, guests=["gone@example.com", "ok@example.com"])
+
+    statuses = {guest.email: guest.delivery_status for guest in guest_list(event)}
+    assert statuses == {"gone@example.com": "suppressed", "ok@example.com": "queued"}
+    [listed] = guest_list(event, delivery="suppressed")
+    assert listed.email == "gone@example.com"
+    assert delivery_counts([event])[event.pk] == {"queued": 1, "sent": 0, "failed": 1}
+    job = EmailJob.objects.get(to_email="gone@example.com")
+    assert job.kind == "invitation" and "hard_bounce" in job.last_error
