@@ -59,16 +59,16 @@ def on_tracking(sender, event: AnymailTrackingEvent, esp_name: str, **_) -> None
 def apply_event(kind: str, event: AnymailTrackingEvent) -> DeliveryEvent | None:
     """Store the event and apply it; None (and nothing changed) when it was stored before."""
     raw = _raw(event.esp_event)
-    recipient = suppression.normalized(event.recipient or "")[:254]
+    recipient = suppression.normalized(_text(event.recipient))[:254]
     row = DeliveryEvent(
         provider_kind=kind,
         event_id=_event_id(kind, event, raw, recipient),
-        kind=str(event.event_type or "unknown")[:20],
+        kind=_text(event.event_type or "unknown")[:20],
         outcome=outcome_of(kind, event, raw),
         recipient=recipient,
         job=job_for(kind, event, raw, recipient),
-        provider_message_id=str(event.message_id or "")[:255],
-        description=str(event.description or event.mta_response or "")[:2000],
+        provider_message_id=_text(event.message_id)[:255],
+        description=_text(event.description or event.mta_response)[:2000],
         occurred_at=event.timestamp or timezone.now(),
         raw=raw,
     )
@@ -147,7 +147,12 @@ def _event_id(kind: str, event: AnymailTrackingEvent, raw: dict, recipient: str)
     if not event_id:  # no id given: the payload itself identifies a redelivery
         body = json.dumps(raw, sort_keys=True, default=str).encode()
         event_id = "sha256:" + hashlib.sha256(body).hexdigest()
-    return str(event_id)[:255]
+    return _text(event_id)[:255]
+
+
+def _text(value) -> str:
+    """A string PostgreSQL can store (no NUL characters)."""
+    return str(value or "").replace("\x00", "")
 
 
 def _raw(esp_event) -> dict:
@@ -155,4 +160,5 @@ def _raw(esp_event) -> dict:
         esp_event = {key: values for key, values in esp_event.lists()}
     if not isinstance(esp_event, dict):
         esp_event = {"event": esp_event}
-    return json.loads(json.dumps(esp_event, default=str))
+    # JSON PostgreSQL can store: no NUL characters, escaped or not.
+    return json.loads(json.dumps(esp_event, default=str).replace("\\u0000", ""))

@@ -22,7 +22,7 @@ from anymail.webhooks.mailgun import MailgunTrackingWebhookView
 from anymail.webhooks.sendgrid import SendGridTrackingWebhookView
 from django.conf import settings
 from django.core.exceptions import SuspiciousOperation
-from django.db import transaction
+from django.db import DataError, transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -89,6 +89,8 @@ def _hand_to_anymail(provider: str, view, request: HttpRequest) -> HttpResponse:
     try:
         with transaction.atomic():
             return view(request)
+    except DataError as exc:  # a value the database cannot hold: the body's fault
+        return _refused(provider, str(exc))
     except (AnymailError, SuspiciousOperation, ValueError, KeyError, TypeError) as exc:
         if events.writing.get():  # the body parsed; the write failed
             raise

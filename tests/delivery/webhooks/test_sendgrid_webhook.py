@@ -96,6 +96,21 @@ def test_a_malformed_body_is_refused(client):
     assert snapshot() == before
 
 
+def test_odd_but_well_formed_values_are_stored_not_a_500(client):
+    job = new_job()
+    odd = [
+        sendgrid_event(job, reason="nul \u0000 inside", sg_event_id="id\u0000x"),
+        sendgrid_event(None, email="x" * 400 + "@example.com", extra={"deep": [1, {"a": None}]}),
+        {**sendgrid_event(None), "gpmas_job": ["not", "an", "id"]},
+    ]
+
+    response = post_sendgrid(client, odd)
+
+    assert response.status_code == 200
+    assert DeliveryEvent.objects.count() == 3
+    assert DeliveryEvent.objects.get(job=job).raw["reason"] == "nul  inside"
+
+
 def test_an_unconfigured_webhook_refuses_everything(client, settings):
     settings.ANYMAIL = {**settings.ANYMAIL, "SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY": ""}
     job = new_job()
