@@ -158,3 +158,15 @@ def test_a_batch_s_personalizations_bounce_each_to_its_own_job(client, sendgrid,
     assert list(DeliveryEvent.objects.order_by("job_id").values_list("job_id", flat=True)) == [
         job.pk for job in jobs
     ]
+
+
+def test_only_the_tracking_webhooks_are_mounted(client):
+    for url in (
+        "/webhooks/sendgrid/inbound/",
+        "/webhooks/mailgun/inbound/",
+        "/webhooks/amazon_ses/inbound/",
+        "/webhooks/postmark/tracking/",
+    ):
+        assert client.post(url, data=b"{}", content_type="application/json").status_code == 404
+    assert client.head("/webhooks/sendgrid/tracking/").status_code == 200  # providers probe it
+    assert client.get("/webhooks/sendgrid/tracking/").status_code == 405
