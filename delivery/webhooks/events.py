@@ -113,7 +113,7 @@ def _soft(kind: str, raw: dict) -> bool:
 def job_for(kind: str, event: AnymailTrackingEvent, raw: dict, recipient: str):
     job_id = str((event.metadata or {}).get(JOB_METADATA, "") or _ses_job_header(raw)).strip()
     job = None
-    if job_id.isdigit():
+    if job_id.isdigit() and len(job_id) < 19:  # a bigint
         job = EmailJob.objects.filter(pk=int(job_id)).first()
     elif event.message_id:
         found = list(

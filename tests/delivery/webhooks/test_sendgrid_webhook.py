@@ -102,12 +102,13 @@ def test_odd_but_well_formed_values_are_stored_not_a_500(client):
         sendgrid_event(job, reason="nul \u0000 inside", sg_event_id="id\u0000x"),
         sendgrid_event(None, email="x" * 400 + "@example.com", extra={"deep": [1, {"a": None}]}),
         {**sendgrid_event(None), "gpmas_job": ["not", "an", "id"]},
+        {**sendgrid_event(None), "gpmas_job": "9" * 40},
     ]
 
     response = post_sendgrid(client, odd)
 
     assert response.status_code == 200
-    assert DeliveryEvent.objects.count() == 3
+    assert DeliveryEvent.objects.count() == 4
     assert DeliveryEvent.objects.get(job=job).raw["reason"] == "nul  inside"
 
 
