@@ -109,3 +109,16 @@ def test_the_admin_lists_suppressions_with_reason_and_source(client, admin_clien
     assert "listed@example.com" in page and "hard bounce" in page and "sendgrid bounced" in page
     assert admin_client.get("/admin/delivery/deliveryevent/").status_code == 200
     assert admin_client.get("/admin/delivery/suppressionaudit/").status_code == 200
+
+
+def test_gpmas_status_counts_events_unmatched_ones_and_suppressions(client, providers, capsys):
+    from django.core.management import call_command
+
+    bounce(client, new_job(to_email="counted@example.com"))
+    post_sendgrid(client, [sendgrid_event(None, email="stranger@example.com")])
+
+    call_command("gpmas", "status")
+
+    out = capsys.readouterr().out
+    assert "delivery events (24 h): 2, 1 matching no job; suppressed addresses: 1" in out
+    assert "suppressed 0" in out  # the new job status is in the queue line
