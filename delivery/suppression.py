@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from delivery import outbox
 from delivery.models import DeliveryEvent, EmailJob, Suppression, SuppressionAudit
 
 State = EmailJob.DeliveryState
@@ -111,7 +112,19 @@ def suppress(address: str, reason: str, *, event: DeliveryEvent | None = None) -
             return Suppression.objects.get(address=address, lifted_at__isnull=True)
         source = f"webhook {event.provider_kind} event {event.event_id}" if event else "code"
         _audit(SuppressionAudit.Action.SUPPRESS, address, row.get_reason_display(), source)
+        _suppress_waiting_jobs(address, reason)
     return row
+
+
+def _suppress_waiting_jobs(address: str, reason: str) -> int:
+    """Jobs to the address still waiting to be sent are not sent either (a job already being
+    sent goes)."""
+    waiting = EmailJob.objects.filter(to_email__iexact=address)
+    if reason != Reason.COMPLAINT:
+        waiting = waiting.exclude(kind__in=TRANSACTIONAL)
+    return outbox.suppress_waiting(
+        waiting, reason=f"not sent: the address was suppressed ({reason})"
+    )
 
 
 def lift(suppressions: QuerySet[Suppression], *, by, source: str, reason: str) -> int:

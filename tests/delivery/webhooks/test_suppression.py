@@ -121,4 +121,24 @@ def test_gpmas_status_counts_events_unmatched_ones_and_suppressions(client, prov
 
     out = capsys.readouterr().out
     assert "delivery events (24 h): 2, 1 matching no job; suppressed addresses: 1" in out
-    assert "suppressed 0" in out  # the new job status is in the queue line
+    # The new job status is in the queue line: the bounced job had not been sent in this test,
+    # so it was still waiting, and was suppressed with its address.
+    assert "suppressed 1" in out
+
+
+def test_jobs_still_waiting_are_suppressed_with_their_address(client, sendgrid, clean_sandbox):
+    reminder = new_job(to_email="Later@Example.com", kind="reminder")
+    confirmation = new_job(to_email="later@example.com", kind="confirmation")
+    other = new_job(to_email="other@example.com")
+
+    bounce(client, new_job(to_email="later@example.com"))
+
+    reminder.refresh_from_db()
+    assert (reminder.status, reminder.finished_at is not None) == (Status.SUPPRESSED, True)
+    assert "suppressed (hard_bounce)" in reminder.last_error
+    jobs_send(job_ids=[reminder.pk, confirmation.pk, other.pk])
+    assert EmailJob.objects.get(pk=confirmation.pk).status == Status.SENT  # the guest's answer
+    assert EmailJob.objects.get(pk=other.pk).status == Status.SENT
+    assert EmailJob.objects.get(pk=reminder.pk).status == Status.SUPPRESSED
+    sent_to = sorted(m.to[0] for m in clean_sandbox.inbox.messages("sendgrid"))
+    assert sent_to == ["later@example.com", "other@example.com"]
