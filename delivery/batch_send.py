@@ -54,6 +54,7 @@ class BatchSend:
     def __init__(self, jobs: Sequence[EmailJob], providers, *, deadline: float) -> None:
         self.untried: deque[EmailJob] = deque(jobs)
         self.ready: deque[Sending] = deque()
+        self.draws: dict[int, int] = {}  # job id -> the provider it drew (batching)
         self.running: dict[Future, Sending] = {}
         self.results: dict[int, str] = {}
         self.deadline = deadline
@@ -70,7 +71,8 @@ class BatchSend:
         and the last calls have run ``inflight.HAND_OVER_AFTER_SECONDS``: those are left to the
         process's finishing thread, their jobs "sending"."""
         try:
-            self.ready.extend(batch_sendings(self))
+            sendings, self.draws = batch_sendings(self)
+            self.ready.extend(sendings)
             if self.keep_calls_going(hand_over=hand_over and self.slots.can_hand_over):
                 return self.results
         except redis.RedisError as exc:
@@ -159,7 +161,7 @@ class BatchSend:
         no slot is free."""
         if not self.startable() or not self.slots.take():
             return False
-        sending = self.ready.popleft() if self.ready else Sending([self.untried.popleft()])
+        sending = self.ready.popleft() if self.ready else self.one_by_one(self.untried.popleft())
         self.slot_held = True  # until a call takes it over (launch)
         try:
             self.start(sending)
@@ -173,6 +175,9 @@ class BatchSend:
             if self.slot_held:  # a slot lost here would be lost for the process's life
                 self.slots.give_back()
         return True
+
+    def one_by_one(self, job: EmailJob) -> Sending:
+        return Sending([job], drawn=self.draws.get(job.pk))
 
     def start(self, sending: Sending) -> bool:
         """Start the next call of ``sending`` (True), or settle it when no provider is left to

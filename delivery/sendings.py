@@ -37,6 +37,9 @@ class Sending:
     grant: Grant | None = None
     call: Call | None = None
     messages: list[OutgoingMessage] = field(default_factory=list)
+    # The provider this job drew when its batch was split (batching.batch_sendings): tried
+    # first if the ranking at call time still offers it and it is not slow.
+    drawn: int | None = None
 
     def __post_init__(self) -> None:
         self.messages = self.messages or [message_for(job) for job in self.jobs]
@@ -71,6 +74,10 @@ class Sending:
         self.retry_at = selection.retry_at
         self.slow = selection.slow
         self.shares = selection.shares
+        drawn = [p for p in self.candidates if p.pk == self.drawn and p.pk not in self.slow]
+        if drawn:
+            self.candidates.remove(drawn[0])
+            self.candidates.insert(0, drawn[0])
 
     def reserve(self, provider: Provider) -> bool:
         """Take quota (and a half-open provider's probe slot) for this call; False if refused."""

@@ -24,3 +24,15 @@ def format_when(event: Event) -> str:
     else:
         text = f"{begin} – {dateformat.format(end, 'l j F Y, H:i T')}"
     return f"{text} ({event.timezone})"
+
+
+def format_day(event: Event, value: dt.datetime) -> str:
+    """``18 Dec`` (with the year when not this year), in the event's zone."""
+    day = local(event, value)
+    return dateformat.format(
+        day, "j M" if day.year == local(event, dt.datetime.now(dt.UTC)).year else "j M Y"
+    )
+
+
+def format_time(event: Event, value: dt.datetime) -> str:
+    return dateformat.format(local(event, value), "H:i T")

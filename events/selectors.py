@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, Q
+from django.db.models import BooleanField, Case, Count, Min, Q, When
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from delivery import progress
 from delivery.models import EmailJob
 from events.models import Event
-
-Status = EmailJob.Status
-# How the dashboard groups delivery states: waiting or in flight, sent, failed (not sent: a
-# suppressed address is counted there too).
-DELIVERY_GROUPS = {
-    Status.QUEUED: "queued",
-    Status.RETRYING: "queued",
-    Status.SENDING: "queued",
-    Status.SENT: "sent",
-    Status.FAILED: "failed",
-    Status.SUPPRESSED: "failed",
-}
 
 
 def event_for_organizer(organizer: AbstractBaseUser, event_id: int) -> Event:
@@ -49,23 +39,30 @@ def guest_count_annotations() -> dict[str, Count]:
     }
 
 
-def delivery_counts(events: list[Event]) -> dict[int, dict[str, int]]:
-    """Per event: its emails (invitations, answers, reminders, notices) by delivery state."""
+def delivery_counts(events: list[Event], now: dt.datetime | None = None) -> dict[int, dict]:
+    """Per event: its emails (invitations, answers, reminders, notices) by what the organizer
+    reads (``delivery.progress``): scheduled (with the earliest date), waiting to send, sending,
+    sent, failed. One query."""
+    now = now or timezone.now()
     topics = {}
     for event in events:
         topics[event.topic] = event.pk
         topics[event.notice_topic] = event.pk
-    counts: dict[int, dict[str, int]] = defaultdict(lambda: {"queued": 0, "sent": 0, "failed": 0})
+    counts: dict[int, dict] = defaultdict(progress.empty_counts)
+    later = Q(status__in=progress.NOT_SENT_YET, not_before__gt=now)
     rows = (
         EmailJob.objects.filter(topic__in=list(topics))
         .values_list("topic", "status")
-        .annotate(n=Count("id"))
+        .annotate(
+            later=Case(When(later, then=True), default=False, output_field=BooleanField()),
+            n=Count("id"),
+            first=Min("not_before"),
+        )
         .order_by()
     )
-    for topic, status, n in rows:
-        group = DELIVERY_GROUPS.get(status)
-        if group:
-            counts[topics[topic]][group] += n
+    for topic, status, is_later, n, first in rows:
+        code = progress.SCHEDULED if is_later else progress.progress_code(status, None, now)
+        progress.add_to_counts(counts[topics[topic]], code, n, first)
     return {event.pk: counts[event.pk] for event in events}
 
 

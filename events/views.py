@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.utils import timezone
 
 from events import services
 from events.errors import Refusal
 from events.forms import EventForm
 from events.responses import busy, cancelled_event, problem
 from events.selectors import delivery_counts, event_for_organizer, events_for_dashboard
-from invitations.selectors import DELIVERY_FILTERS, RSVP_FILTERS, guest_counts, guest_list
+from invitations.organizer_views import safe_next
+from invitations.selectors import (
+    DELIVERY_FILTERS,
+    RSVP_FILTERS,
+    guest_counts,
+    guest_list,
+    guest_rows,
+    recently_revoked,
+    with_progress,
+)
 from reliability.locks import LockBusy
 
 GUESTS_PER_PAGE = 200
@@ -66,18 +78,49 @@ def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
     rsvp = request.GET.get("rsvp", "")
     delivery = request.GET.get("delivery", "")
     search = request.GET.get("q", "").strip()[:200]
-    guests = guest_list(event, rsvp=rsvp, delivery=delivery, search=search)
+    now = timezone.now()
+    guests = guest_list(event, rsvp=rsvp, delivery=delivery, search=search, now=now)
     page = Paginator(guests, GUESTS_PER_PAGE).get_page(request.GET.get("page"))
     context = {
-        "event": event,
-        "counts": guest_counts(event),
-        "delivery": delivery_counts([event])[event.pk],
+        **live_context(event, now),
         "page": page,
+        "guests": with_progress(page.object_list, event, now),
+        "recently_revoked": recently_revoked(event, now),
+        "next": request.get_full_path(),
         "filters": {"rsvp": rsvp, "delivery": delivery, "q": search},
         "rsvp_choices": RSVP_FILTERS,
         "delivery_choices": DELIVERY_FILTERS,
+        "poll_ms": settings.GPMAS_LIVE_POLL_MS,
     }
     return render(request, "events/event_detail.html", context)
+
+
+def live_context(event, now) -> dict:
+    return {
+        "event": event,
+        "counts": guest_counts(event),
+        "delivery": delivery_counts([event], now)[event.pk],
+    }
+
+
+@login_required
+def event_live(request: HttpRequest, event_id: int) -> JsonResponse:
+    """The event page's counts and the rows of the guests it shows (``?ids=1,2``), rendered by
+    the page's own templates: polled by the page to stay current without a reload. Queries do
+    not grow with the guests asked for (at most a page of them)."""
+    event = event_for_organizer(request.user, event_id)
+    wanted = [int(part) for part in request.GET.get("ids", "").split(",") if part.isdigit()]
+    now = timezone.now()
+    context = live_context(event, now)
+    context["next"] = safe_next(request, request.GET.get("next", ""), event.pk)
+    guests = guest_rows(event, wanted[:GUESTS_PER_PAGE]) if wanted else []
+    rows = {}
+    for guest in with_progress(guests, event, now):
+        rows[guest.pk] = render_to_string(
+            "events/_guest_row.html", {**context, "guest": guest}, request=request
+        )
+    counts = render_to_string("events/_counts.html", context, request=request)
+    return JsonResponse({"counts": counts, "rows": rows})
 
 
 @login_required

@@ -285,5 +285,13 @@ GPMAS_INVITE_RATE_LIMIT = _env_rate("GPMAS_INVITE_RATE_LIMIT", "120/h")
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_FAIL_OPEN = True
 
+# --- Organizer pages (issue #17): the "emails are delayed" banner, undo of a revoke, live list ---
+# An organizer's email due and unsent for this long shows "Emails are delayed" on their pages.
+GPMAS_EMAIL_DELAYED_AFTER_SECONDS = env_int("GPMAS_EMAIL_DELAYED_AFTER_SECONDS", 300, minimum=1)
+# How long after revoking an invitation the organizer may undo it.
+GPMAS_REVOKE_UNDO_SECONDS = env_int("GPMAS_REVOKE_UNDO_SECONDS", 300, minimum=0)
+# How often (milliseconds) the event page asks for fresh counts and guest rows; 0 = never.
+GPMAS_LIVE_POLL_MS = env_int("GPMAS_LIVE_POLL_MS", 5000, minimum=0)
+
 # --- Delivery events: the providers' tracking webhooks and the suppression list -----------------
 from gpmas.settings_events import *  # noqa: E402, F403

@@ -80,25 +80,33 @@ def invite_confirm(request: HttpRequest, event: Event) -> HttpResponse:
     return redirect("event_detail", event_id=event.pk)
 
 
+def safe_next(request: HttpRequest, wanted: str, event_id: int) -> str:
+    """``wanted`` if it is the event's page of this site (with its filters), else that page."""
+    page = reverse("event_detail", args=[event_id])
+    safe = url_has_allowed_host_and_scheme(wanted, allowed_hosts={request.get_host()})
+    return wanted if safe and wanted.startswith(page) else page
+
+
 def back_to_event(request: HttpRequest, event_id: int) -> HttpResponse:
     """Back to the guest list, keeping its filters; only ever to that page of this site."""
-    page = reverse("event_detail", args=[event_id])
-    wanted = request.POST.get("next", "")
-    safe = url_has_allowed_host_and_scheme(wanted, allowed_hosts={request.get_host()})
-    return redirect(wanted if safe and wanted.startswith(page) else page)
+    return redirect(safe_next(request, request.POST.get("next", ""), event_id))
 
 
 def organizer_invitation(request: HttpRequest, event_id: int, invitation_id: int) -> Invitation:
     event = event_for_organizer(request.user, event_id)
-    return get_object_or_404(Invitation, pk=invitation_id, event=event)
+    invitation = get_object_or_404(Invitation, pk=invitation_id, event=event)
+    invitation.event = event
+    return invitation
 
 
 @login_required
-@require_POST
 def invitation_resend(request: HttpRequest, event_id: int, invitation_id: int) -> HttpResponse:
+    """GET: what a resend will do; POST: do it."""
+    if request.method != "POST":
+        return confirm_page(request, event_id, invitation_id, "resend")
     if limited(request, "invite", "GPMAS_INVITE_RATE_LIMIT", key="user"):
         return too_many(request, "invitations sent")
-    done = "A new invitation link is on its way to {email}."
+    done = "A new invitation link is on its way to {email}; the link sent before no longer works."
     return act_on_invitation(
         request,
         event_id,
@@ -110,9 +118,12 @@ def invitation_resend(request: HttpRequest, event_id: int, invitation_id: int) -
 
 
 @login_required
-@require_POST
 def invitation_revoke(request: HttpRequest, event_id: int, invitation_id: int) -> HttpResponse:
-    done = "The invitation of {email} was revoked."
+    """GET: what a revoke will do; POST: do it (undo stays possible for a while)."""
+    if request.method != "POST":
+        return confirm_page(request, event_id, invitation_id, "revoke")
+    done = "The invitation of {email} was revoked. To take it back: Undo, under “Revoked just now”."
+    done = done if settings.GPMAS_REVOKE_UNDO_SECONDS else "The invitation of {email} was revoked."
     return act_on_invitation(
         request,
         event_id,
@@ -121,6 +132,37 @@ def invitation_revoke(request: HttpRequest, event_id: int, invitation_id: int) -
         refused="Not revoked",
         done=done,
     )
+
+
+@login_required
+@require_POST
+def invitation_unrevoke(request: HttpRequest, event_id: int, invitation_id: int) -> HttpResponse:
+    done = "The invitation of {email} is back, as it was before the revoke."
+    return act_on_invitation(
+        request,
+        event_id,
+        invitation_id,
+        services.invitation_unrevoke,
+        refused="Not undone",
+        done=done,
+    )
+
+
+def confirm_page(request: HttpRequest, event_id: int, invitation_id: int, action: str):
+    invitation = organizer_invitation(request, event_id, invitation_id)
+    event = invitation.event
+    if invitation.is_revoked:
+        title = "Not resent" if action == "resend" else "Already revoked"
+        return problem(request, title, "This invitation was revoked already.", 409)
+    context = {
+        "event": event,
+        "invitation": invitation,
+        "action": action,
+        "next": safe_next(request, request.GET.get("next", ""), event_id),
+        "undo_minutes": max(1, settings.GPMAS_REVOKE_UNDO_SECONDS // 60),
+        "undo_possible": settings.GPMAS_REVOKE_UNDO_SECONDS > 0,
+    }
+    return render(request, "invitations/confirm_action.html", context)
 
 
 def act_on_invitation(

@@ -2,35 +2,90 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import datetime as dt
+from collections.abc import Iterable, Iterator
 
+from django.conf import settings
 from django.db.models import Count, F, Q, QuerySet, Sum
+from django.utils import timezone
 
-from delivery.models import EmailJob
+from delivery import progress
 from events.models import Event
 from invitations.models import Invitation
 
 Rsvp = Invitation.Rsvp
 RSVP_FILTERS = [*Rsvp.values, "revoked"]
-DELIVERY_FILTERS = EmailJob.Status.values
+DELIVERY_FILTERS = [progress.LABELS[code] for code in progress.LABELS]
+BY_LABEL = {label: code for code, label in progress.LABELS.items()}
 
 
 def guest_list(
-    event: Event, *, rsvp: str = "", delivery: str = "", search: str = ""
+    event: Event,
+    *,
+    rsvp: str = "",
+    delivery: str = "",
+    search: str = "",
+    now: dt.datetime | None = None,
 ) -> QuerySet[Invitation]:
-    """Invitations of the event with their delivery status (one query, joined)."""
-    guests = Invitation.objects.filter(event=event).annotate(delivery_status=F("email_job__status"))
+    """Invitations of the event with their invitation email's state (one query, joined).
+    ``delivery`` is what the organizer reads (``delivery.progress``), e.g. "waiting to send"."""
+    guests = with_delivery(Invitation.objects.filter(event=event))
     if rsvp == "revoked":
         guests = guests.filter(revoked_at__isnull=False)
     else:
         guests = guests.live()
         if rsvp in Rsvp.values:
             guests = guests.filter(rsvp=rsvp)
-    if delivery in DELIVERY_FILTERS:
-        guests = guests.filter(email_job__status=delivery)
+    wanted = progress.progress_filter(
+        BY_LABEL.get(delivery, ""), now or timezone.now(), "email_job__"
+    )
+    if wanted is not None:
+        guests = guests.filter(wanted)
     if search:
         guests = guests.filter(Q(email__icontains=search) | Q(name__icontains=search))
     return guests.order_by("id")
+
+
+def with_delivery(guests: QuerySet[Invitation]) -> QuerySet[Invitation]:
+    return guests.annotate(
+        delivery_status=F("email_job__status"), delivery_not_before=F("email_job__not_before")
+    )
+
+
+def guest_rows(event: Event, ids: Iterable[int]) -> QuerySet[Invitation]:
+    """These guests of the event (revoked ones too), for their rows; one query."""
+    return with_delivery(Invitation.objects.filter(event=event, pk__in=list(ids))).order_by("id")
+
+
+def with_progress(guests: Iterable[Invitation], event: Event, now: dt.datetime | None = None):
+    """The guests, each with ``delivery`` (its invitation email as the organizer reads it) and
+    ``undo_until`` (while its revoke can still be undone)."""
+    now = now or timezone.now()
+    guests = list(guests)
+    for guest in guests:
+        guest.undo_until = undo_until(guest, now)
+        guest.delivery = progress.job_progress(
+            guest.delivery_status, guest.delivery_not_before, now=now, tz=event.tzinfo
+        )
+    return guests
+
+
+def undo_until(invitation: Invitation, now: dt.datetime) -> dt.datetime | None:
+    if not invitation.revoked_at:
+        return None
+    until = invitation.revoked_at + dt.timedelta(seconds=settings.GPMAS_REVOKE_UNDO_SECONDS)
+    return until if now <= until else None
+
+
+def recently_revoked(event: Event, now: dt.datetime | None = None) -> list[Invitation]:
+    """Invitations revoked recently enough to be undone, latest first (one query)."""
+    now = now or timezone.now()
+    since = now - dt.timedelta(seconds=settings.GPMAS_REVOKE_UNDO_SECONDS)
+    guests = Invitation.objects.filter(event=event, revoked_at__gte=since).order_by("-revoked_at")
+    guests = list(guests[:20])
+    for guest in guests:
+        guest.undo_until = undo_until(guest, now)
+    return guests
 
 
 def guest_counts(event: Event) -> dict[str, int]:

@@ -10,6 +10,7 @@ urlpatterns = [
     path(EVENT + "guests.csv", organizer_views.guests_csv, name="event_guests_csv"),
     path(INVITATION + "resend/", organizer_views.invitation_resend, name="invitation_resend"),
     path(INVITATION + "revoke/", organizer_views.invitation_revoke, name="invitation_revoke"),
+    path(INVITATION + "undo/", organizer_views.invitation_unrevoke, name="invitation_unrevoke"),
     # The guest's link: the token is the only credential, so these need no login.
     path("i/<str:token>/", views.guest_invitation, name="guest_invitation"),
     path("i/<str:token>/accept/", views.guest_accept, name="guest_accept"),

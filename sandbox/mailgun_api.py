@@ -34,7 +34,8 @@ from sandbox.mime import (
 from sandbox.web import Request, Response
 
 _PATH_RE = re.compile(r"^/v3/(?P<domain>[^/]+)/(?P<kind>messages|messages\.mime)$")
-_RECIPIENT_VAR_RE = re.compile(r"%recipient\.([A-Za-z0-9_-]+)%")
+# Keys may carry a prefix (``%recipient.h:X-Header%``, ``%recipient.v:key%``), as anymail uses.
+_RECIPIENT_VAR_RE = re.compile(r"%recipient\.([A-Za-z0-9_:-]+)%")
 
 
 def _message(status: int, text: str) -> Response:
@@ -217,17 +218,21 @@ class _Send:
         form = self.form
         subject, text, html = (form.get(name) or "" for name in ("subject", "text", "html"))
         headers = {"From": self.sender, "Subject": subject}
+        custom_headers, metadata = dict(self.custom_headers), dict(self.metadata)
         if variables is not None:
-            # Batch sending: every recipient gets a copy addressed to them alone.
+            # Batch sending: every recipient gets a copy addressed to them alone, with
+            # %recipient.KEY% replaced everywhere Mailgun replaces it.
             own = variables.get(recipient, {})
             own = own if isinstance(own, dict) else {}
             subject, text, html = (_substitute(s, own) for s in (subject, text, html))
             headers.update(To=recipient, Subject=subject)
+            custom_headers = {n: _substitute(v, own) for n, v in custom_headers.items()}
+            metadata = {n: _substitute(v, own) for n, v in metadata.items()}
         else:
             headers["To"] = ", ".join(form.get_all("to"))
             if has_cc:
                 headers["Cc"] = ", ".join(form.get_all("cc"))
-        headers.update(self.custom_headers)
+        headers.update(custom_headers)
         return CapturedMessage(
             provider="mailgun",
             to=[recipient],
@@ -239,5 +244,5 @@ class _Send:
             attachments=list(self.attachments),
             provider_message_id=self.message_id,
             raw=self.raw,
-            metadata=dict(self.metadata),
+            metadata=metadata,
         )

@@ -85,6 +85,9 @@ class Adapter:
     required_settings: dict[str, str] = {}
     # How many messages one call can carry: above 1 for a provider with a batch API.
     max_batch = 1
+    # Whether the messages of one call must go to different addresses (a batch API whose
+    # per-recipient values are keyed by address).
+    distinct_recipients = False
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config

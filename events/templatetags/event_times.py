@@ -2,7 +2,7 @@
 
 from django import template
 
-from events.display import format_moment, format_when
+from events.display import format_day, format_moment, format_time, format_when
 
 register = template.Library()
 
@@ -15,3 +15,13 @@ def when(event) -> str:
 @register.filter
 def in_zone_of(value, event) -> str:
     return format_moment(event, value) if value else ""
+
+
+@register.filter
+def day_in_zone_of(value, event) -> str:
+    return format_day(event, value) if value else ""
+
+
+@register.filter
+def time_in_zone_of(value, event) -> str:
+    return format_time(event, value) if value else ""

@@ -31,6 +31,7 @@ from invitations.services.organizer import (
     invitations_invite,
 )
 from invitations.services.seats import seats_recount, waitlist_position
+from invitations.services.undo import UndoRefused, invitation_unrevoke
 
 __all__ = [
     "Answer",
@@ -43,6 +44,8 @@ __all__ = [
     "invitation_decline",
     "invitation_resend",
     "invitation_revoke",
+    "invitation_unrevoke",
+    "UndoRefused",
     "invitations_invite",
     "invitations_refresh_unsent",
     "seats_recount",

@@ -21,3 +21,8 @@ def sendgrid(providers) -> Provider:
 @pytest.fixture
 def smtp(providers) -> Provider:
     return only("smtp")
+
+
+@pytest.fixture
+def mailgun(providers) -> Provider:
+    return only("mailgun", daily_quota=1000)

@@ -26,8 +26,15 @@ def all_event_urls(event: Event, invitation: Invitation) -> list[tuple[str, str]
         ("get", "event_invite"),
         ("post", "event_invite"),
         ("get", "event_guests_csv"),
+        ("get", "event_live"),
     ]
-    by_invitation = [("post", "invitation_resend"), ("post", "invitation_revoke")]
+    by_invitation = [
+        ("get", "invitation_resend"),
+        ("post", "invitation_resend"),
+        ("get", "invitation_revoke"),
+        ("post", "invitation_revoke"),
+        ("post", "invitation_unrevoke"),
+    ]
     return [(m, reverse(name, args=[event.pk])) for m, name in by_event] + [
         (m, reverse(name, args=[event.pk, invitation.pk])) for m, name in by_invitation
     ]
@@ -50,6 +57,8 @@ def test_the_permission_test_covers_every_organizer_url():
         "event_guests_csv",
         "invitation_resend",
         "invitation_revoke",
+        "invitation_unrevoke",
+        "event_live",
     }
 
 

@@ -112,3 +112,24 @@ def test_a_mailgun_send_carries_its_job_back_in_the_event(client, providers, cle
     job.refresh_from_db()
     assert job.delivery_state == State.DELIVERED
     assert DeliveryEvent.objects.get().job_id == job.pk
+
+
+def test_a_mailgun_batch_maps_each_recipient_s_event_to_its_own_job(
+    client, providers, clean_sandbox
+):
+    only("mailgun")
+    jobs = [new_job(to_email=f"mgb{n}@example.com", subject=f"S{n}") for n in range(3)]
+    assert jobs_send(job_ids=[job.pk for job in jobs]) == dict.fromkeys(
+        [job.pk for job in jobs], EmailJob.Status.SENT
+    )
+    assert clean_sandbox.inbox.stats()["mailgun"]["calls"] == 1  # one batch call
+    echoed = {m.to[0]: m.metadata for m in clean_sandbox.inbox.messages("mailgun")}
+    outcomes = [("delivered", {}), ("failed", {"severity": "permanent"}), ("complained", {})]
+
+    for job, (event, fields) in zip(jobs, outcomes, strict=True):
+        data = {**mailgun_event(None, event=event, email=job.to_email, **fields)}
+        data["user-variables"] = echoed[job.to_email]
+        assert post_mailgun(client, data).status_code == 200
+
+    states = [EmailJob.objects.get(pk=job.pk).delivery_state for job in jobs]
+    assert states == [State.DELIVERED, State.BOUNCED_HARD, State.COMPLAINED]

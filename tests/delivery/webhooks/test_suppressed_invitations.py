@@ -3,9 +3,12 @@ filters on it), the dashboard counts it as not sent."""
 
 from __future__ import annotations
 
-import pytest
+import datetime as dt
 
-from delivery import suppression
+import pytest
+from django.utils import timezone
+
+from delivery import progress, suppression
 from delivery.models import EmailJob, Suppression
 from events.selectors import delivery_counts
 from invitations.selectors import guest_list
@@ -23,6 +26,9 @@ def test_an_invitation_to_a_suppressed_address_is_listed_and_counted(organizer):
     assert statuses == {"gone@example.com": "suppressed", "ok@example.com": "queued"}
     [listed] = guest_list(event, delivery="suppressed")
     assert listed.email == "gone@example.com"
-    assert delivery_counts([event])[event.pk] == {"queued": 1, "sent": 0, "failed": 1}
+    counts = delivery_counts([event])[event.pk]
+    assert (counts["waiting"], counts["sent"], counts["failed"]) == (1, 0, 1)
+    read = progress.job_progress("suppressed", None, now=timezone.now(), tz=dt.UTC)
+    assert (read.code, read.label) == ("suppressed", "suppressed")
     job = EmailJob.objects.get(to_email="gone@example.com")
     assert job.kind == "invitation" and "hard_bounce" in job.last_error
