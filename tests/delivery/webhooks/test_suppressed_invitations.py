@@ -32,3 +32,20 @@ def test_an_invitation_to_a_suppressed_address_is_listed_and_counted(organizer):
     assert (read.code, read.label) == ("suppressed", "suppressed")
     job = EmailJob.objects.get(to_email="gone@example.com")
     assert job.kind == "invitation" and "hard_bounce" in job.last_error
+
+
+def test_the_event_page_shows_and_filters_a_suppressed_guest(organizer, organizer_client):
+    suppression.suppress("gone@example.com", Suppression.Reason.COMPLAINT)
+    event = make_event(organizer, guests=["gone@example.com", "ok@example.com"])
+
+    page = organizer_client.get(f"/events/{event.pk}/", {"delivery": "suppressed"})
+    live = organizer_client.get(f"/events/{event.pk}/live/")
+
+    assert page.status_code == 200 and live.status_code == 200
+    body = page.content.decode()
+    assert "gone@example.com" in body and "ok@example.com" not in body
+    assert dashboard_ok(organizer_client)
+
+
+def dashboard_ok(client) -> bool:
+    return client.get("/").status_code == 200
