@@ -5,10 +5,12 @@ from django.db import models, transaction
 from django.utils.html import format_html, format_html_join
 from django.utils.timezone import localtime
 
-from delivery import provider_state, selectors, services
+from delivery import event_admin, provider_state, selectors, services
 from delivery.models import DeliveryAttempt, EmailJob, Provider
 from delivery.providers import adapter_class, secret_variable
 from reliability.admin import ReadOnlyAdmin
+
+__all__ = ["event_admin"]  # registers the events' and the suppression list's admin
 
 
 def shortened(text: str, length: int) -> str:
@@ -44,12 +46,13 @@ class EmailJobAdmin(ReadOnlyAdmin):
         "recipient",
         "short_subject",
         "status",
+        "delivery_state",
         "tries",
         "provider",
         "due",
         "created",
     ]
-    list_filter = ["status", "kind", "provider"]
+    list_filter = ["status", "delivery_state", "kind", "provider"]
     search_fields = ["to_email", "subject", "topic", "idempotency_key", "provider_message_id"]
     list_select_related = ["provider"]
     inlines = [DeliveryAttemptInline]

@@ -13,6 +13,9 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 
 JOB_HEADER = "X-GPMAS-Job"
+# The job's id under this name in what providers echo in their events (SendGrid custom_args,
+# Mailgun v: variables); delivery.webhooks.events reads it back.
+JOB_METADATA = "gpmas_job"
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,10 @@ class OutgoingMessage:
     html_body: str = ""
     headers: dict[str, str] = field(default_factory=dict)
     ics: str = ""  # an iCalendar object, attached as invite.ics
+
+    @property
+    def job_id(self) -> str:
+        return self.headers.get(JOB_HEADER, "")
 
     @property
     def from_address(self) -> str:

@@ -74,6 +74,9 @@ class Provider(models.Model):
             raise ValidationError(errors)
 
 
+TERMINAL = ["sent", "failed", "cancelled", "suppressed"]
+
+
 class EmailJob(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued"
@@ -82,6 +85,20 @@ class EmailJob(models.Model):
         SENT = "sent"
         FAILED = "failed"
         CANCELLED = "cancelled"
+        # Not sent: the address is on the suppression list (delivery.suppression).
+        SUPPRESSED = "suppressed"
+
+    class DeliveryState(models.TextChoices):
+        """What the provider's events say happened after it accepted the message (higher in
+        ``delivery.delivery_state.RANK`` wins)."""
+
+        NONE = "", "no event yet"
+        DEFERRED = "deferred"
+        DELIVERED = "delivered"
+        BOUNCED_SOFT = "bounced_soft", "bounced (soft)"
+        BOUNCED_HARD = "bounced_hard", "bounced (hard)"
+        UNSUBSCRIBED = "unsubscribed"
+        COMPLAINED = "complained"
 
     class Kind(models.TextChoices):
         INVITATION = "invitation"
@@ -122,20 +139,23 @@ class EmailJob(models.Model):
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Written only by delivery.delivery_state, from the providers' events.
+    delivery_state = models.CharField(
+        max_length=16, choices=DeliveryState.choices, default="", blank=True
+    )
+    delivery_state_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
         indexes = [models.Index(fields=["status", "next_attempt_at"], name="emailjob_due")]
         constraints = [
             models.CheckConstraint(
-                condition=Q(
-                    status__in=["queued", "sending", "retrying", "sent", "failed", "cancelled"]
-                ),
+                condition=Q(status__in=TERMINAL + ["queued", "sending", "retrying"]),
                 name="emailjob_status_known",
             ),
             # docs/job-states.md: a terminal job has finished_at; a sending job holds a lease.
             models.CheckConstraint(
-                condition=Q(status__in=["sent", "failed", "cancelled"], finished_at__isnull=False)
+                condition=Q(status__in=TERMINAL, finished_at__isnull=False)
                 | Q(status__in=["queued", "sending", "retrying"], finished_at__isnull=True),
                 name="emailjob_finished_iff_terminal",
             ),
@@ -176,3 +196,17 @@ class DeliveryAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"job {self.job_id} via {self.provider_id}: {self.outcome}"
+
+
+# The providers' events and the suppression list (docs/architecture.md, "Delivery events").
+from delivery.event_models import DeliveryEvent, Suppression, SuppressionAudit  # noqa: E402
+
+__all__ = [
+    "DeliveryAttempt",
+    "DeliveryEvent",
+    "EmailJob",
+    "Provider",
+    "ProviderKind",
+    "Suppression",
+    "SuppressionAudit",
+]

@@ -279,6 +279,13 @@ def cancel(jobs: QuerySet[EmailJob], *, reason: str) -> int:
     )
 
 
+def suppress_waiting(jobs: QuerySet[EmailJob], *, reason: str) -> int:
+    """queued/retrying -> suppressed: their address was suppressed after they were written."""
+    return jobs.filter(status__in=WAITING).update(
+        status=Status.SUPPRESSED, finished_at=timezone.now(), last_error=reason
+    )
+
+
 def make_due_now(jobs: QuerySet[EmailJob]) -> int:
     """Waiting jobs become due at once (admin "retry now", resume after a halt)."""
     now = timezone.now()

@@ -2,7 +2,8 @@
 
 The one mapping used by the counts (dashboard, event page) and the guest list's delivery column:
 an email due later is *scheduled* (with its date, in the event's zone), one due now and not yet
-handed to a provider is *waiting to send*, then *sending*, *sent*, *failed* or *cancelled*.
+handed to a provider is *waiting to send*, then *sending*, *sent*, *failed* or *cancelled*; one
+to an address on the suppression list is *suppressed* (counted with the failed ones: not sent).
 Retries are not the organizer's concern: a job waiting for its next attempt is waiting to send.
 """
 
@@ -19,6 +20,7 @@ from delivery.models import EmailJob
 Status = EmailJob.Status
 SCHEDULED, WAITING, SENDING = "scheduled", "waiting", "sending"
 SENT, FAILED, CANCELLED = Status.SENT.value, Status.FAILED.value, Status.CANCELLED.value
+SUPPRESSED = Status.SUPPRESSED.value
 LABELS = {
     SCHEDULED: "scheduled",
     WAITING: "waiting to send",
@@ -26,6 +28,7 @@ LABELS = {
     SENT: "sent",
     FAILED: "failed",
     CANCELLED: "cancelled",
+    SUPPRESSED: "suppressed",
 }
 # What the counts show, in the order an email goes through them (cancelled ones are not counted).
 COUNTED = [SCHEDULED, WAITING, SENDING, SENT, FAILED]
@@ -76,7 +79,7 @@ def progress_filter(code: str, now: dt.datetime, prefix: str = "") -> Q | None:
         return q(status__in=NOT_SENT_YET, not_before__gt=now)
     if code == WAITING:
         return q(status__in=NOT_SENT_YET) & (q(not_before__isnull=True) | q(not_before__lte=now))
-    if code in (SENDING, SENT, FAILED, CANCELLED):
+    if code in (SENDING, SENT, FAILED, CANCELLED, SUPPRESSED):
         return q(status=code)
     return None
 
@@ -87,6 +90,7 @@ def empty_counts() -> dict:
 
 def add_to_counts(counts: dict, code: str, n: int, next_scheduled: dt.datetime | None) -> None:
     """Fold one (code, number, earliest due date) row into ``counts``."""
+    code = FAILED if code == SUPPRESSED else code
     if code not in COUNTED:
         return
     counts[code] += n

@@ -13,9 +13,9 @@ from django.db.models import Aggregate, Count, FloatField, Min, Q
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
-from delivery import outbox, provider_state
+from delivery import outbox, provider_state, suppression
 from delivery.availability import Availability, availability
-from delivery.models import DeliveryAttempt, EmailJob, Provider
+from delivery.models import DeliveryAttempt, DeliveryEvent, EmailJob, Provider
 from delivery.provider_view import ProviderView
 
 
@@ -187,3 +187,13 @@ def traffic_shares(
         pk: [n / total if total else None for n, total in zip(counts, totals, strict=True)]
         for pk, counts in calls.items()
     }
+
+
+def delivery_event_counts(*, hours: int = 24) -> dict[str, int]:
+    """The providers' events received in the last ``hours``, those matching no job, and the
+    addresses suppressed now."""
+    since = timezone.now() - dt.timedelta(hours=hours)
+    counts = DeliveryEvent.objects.filter(received_at__gte=since).aggregate(
+        events=Count("id"), unmatched=Count("id", filter=Q(job__isnull=True))
+    )
+    return {**counts, "suppressed": suppression.active().count()}

@@ -17,7 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from delivery import outbox
+from delivery import outbox, suppression
 from delivery.message import JOB_HEADER
 from delivery.models import EmailJob, Provider
 from delivery.publishing import publish_or_fail_fast
@@ -77,10 +77,13 @@ def email_enqueue(drafts: Iterable[EmailDraft]) -> list[EmailJob]:
     CR/LF in a subject or header, an unknown kind) raises ValidationError and writes nothing.
     Idempotent on ``idempotency_key``: a draft whose key the outbox has already gets the job
     written the first time, not a second one. Thousands at a time cost three queries per
-    thousand (the INSERT and two reads), not one per message.
+    thousand (the INSERT and two reads) and one read of the suppression list, not one per
+    message. A job to a suppressed address is written ``suppressed`` (terminal) and never
+    reaches a provider.
     """
     now = timezone.now()
     built = [draft.to_job(now=now) for draft in drafts]
+    _mark_suppressed(built, now=now)
     jobs: list[EmailJob] = []
     with transaction.atomic():
         for start in range(0, len(built), BATCH_SIZE):
@@ -88,6 +91,18 @@ def email_enqueue(drafts: Iterable[EmailDraft]) -> list[EmailJob]:
     if jobs:
         transaction.on_commit(nudge_drain)
     return jobs
+
+
+def _mark_suppressed(jobs: list[EmailJob], *, now: dt.datetime) -> None:
+    """(none) -> suppressed, before the INSERT: the jobs whose address is on the suppression
+    list (a confirmation still goes unless the guest complained; ``delivery.suppression``)."""
+    blocked = suppression.blocked((job.to_email for job in jobs), now=now)
+    for job in jobs:
+        reason = blocked.get(suppression.normalized(job.to_email))
+        if reason and suppression.stops(job.kind, reason):
+            job.status = EmailJob.Status.SUPPRESSED
+            job.finished_at = now
+            job.last_error = f"not sent: the address is suppressed ({reason})"
 
 
 def _write_batch(jobs: list[EmailJob]) -> list[EmailJob]:

@@ -287,14 +287,14 @@ GPMAS_GUEST_RATE_LIMIT = _env_rate("GPMAS_GUEST_RATE_LIMIT", "30/m")
 GPMAS_INVITE_RATE_LIMIT = _env_rate("GPMAS_INVITE_RATE_LIMIT", "120/h")
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_FAIL_OPEN = True
-# Organizer pages: the "emails are delayed" banner, undo of a revoke, the live guest list.
-# An organizer's email due and unsent this long: "Emails are delayed" on their pages.
+# Organizer pages: "Emails are delayed" once an organizer's email is due and unsent this long
+# (s); how long a revoke can be undone (s); how often the event page refreshes (ms, 0 = never).
 GPMAS_EMAIL_DELAYED_AFTER_SECONDS = env_int("GPMAS_EMAIL_DELAYED_AFTER_SECONDS", 300, minimum=1)
-# How long after revoking an invitation the organizer may undo it.
 GPMAS_REVOKE_UNDO_SECONDS = env_int("GPMAS_REVOKE_UNDO_SECONDS", 300, minimum=0)
-# How often (milliseconds) the event page asks for fresh counts and guest rows; 0 = never.
 GPMAS_LIVE_POLL_MS = env_int("GPMAS_LIVE_POLL_MS", 5000, minimum=0)
 
 # --- Operations: times on the health page and in `gpmas status`; who sees /healthz in detail ---
 GPMAS_TIME_ZONE = env_time_zone("GPMAS_TIME_ZONE", TIME_ZONE)
 GPMAS_HEALTH_TOKENS = env_tokens("GPMAS_HEALTH_TOKEN")
+# --- Delivery events: the providers' tracking webhooks and the suppression list -----------------
+from gpmas.settings_events import *  # noqa: E402, F403

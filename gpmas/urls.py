@@ -16,4 +16,6 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("favicon.svg", favicon_svg, name="favicon"),
     path("favicon.ico", RedirectView.as_view(url="/favicon.svg", permanent=True)),
+    # The providers' tracking webhooks only (anymail's inbound views are not mounted).
+    path("webhooks/", include("delivery.webhooks.urls")),
 ]

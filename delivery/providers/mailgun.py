@@ -5,7 +5,7 @@ from mailgun.client import Client
 from mailgun.config import RetryPolicy
 from mailgun.handlers.error_handler import ApiError, MailgunTimeoutError
 
-from delivery.message import OutgoingMessage
+from delivery.message import JOB_HEADER, JOB_METADATA, OutgoingMessage
 from delivery.providers.base import Adapter, ErrorClass, SendError, http_error_class
 
 PUBLIC_API = "https://api.mailgun.net"
@@ -58,6 +58,8 @@ class MailgunAdapter(Adapter):
             data["html"] = "%recipient.html%"
         for name in first.headers:
             data[f"h:{name}"] = f"%recipient.h:{name}%"
+        if first.job_id:  # each recipient's own job, echoed in its events' user-variables
+            data[f"v:{JOB_METADATA}"] = f"%recipient.h:{JOB_HEADER}%"
         data["recipient-variables"] = json.dumps(
             {message.to_email: _variables(message) for message in messages}
         )
@@ -77,6 +79,8 @@ class MailgunAdapter(Adapter):
             data["html"] = message.html_body
         for name, value in message.headers.items():
             data[f"h:{name}"] = value
+        if message.job_id:  # echoed in the event's user-variables
+            data[f"v:{JOB_METADATA}"] = message.job_id
         files = None
         if message.ics:
             files = [("attachment", ("invite.ics", message.ics.encode(), "text/calendar"))]

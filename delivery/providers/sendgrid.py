@@ -6,7 +6,7 @@ import urllib.error
 from python_http_client import exceptions as http_errors
 from sendgrid import SendGridAPIClient
 
-from delivery.message import OutgoingMessage
+from delivery.message import JOB_METADATA, OutgoingMessage
 from delivery.providers.base import Adapter, ErrorClass, SendError, http_error_class
 
 PUBLIC_API = "https://api.sendgrid.com"
@@ -15,6 +15,11 @@ PUBLIC_API = "https://api.sendgrid.com"
 TEXT_TAG, HTML_TAG = "-gpmas-text-", "-gpmas-html-"
 MAX_PERSONALIZATIONS = 1000
 MAX_SUBSTITUTION_BYTES = 10_000
+
+
+def _custom_args(message: OutgoingMessage) -> dict:
+    """The job's id as SendGrid echoes it in every event of that personalization."""
+    return {"custom_args": {JOB_METADATA: message.job_id}} if message.job_id else {}
 
 
 class SendGridAdapter(Adapter):
@@ -32,7 +37,7 @@ class SendGridAdapter(Adapter):
 
     def payload(self, message: OutgoingMessage) -> dict:
         body = {
-            "personalizations": [{"to": [{"email": message.to_email}]}],
+            "personalizations": [{"to": [{"email": message.to_email}], **_custom_args(message)}],
             "from": {"email": message.from_address},
             "subject": message.subject,
             "content": [{"type": "text/plain", "value": message.text_body}],
@@ -77,6 +82,7 @@ class SendGridAdapter(Adapter):
                 "subject": message.subject,
                 "headers": dict(message.headers),
                 "substitutions": {TEXT_TAG: message.text_body, HTML_TAG: message.html_body},
+                **_custom_args(message),
             }
             for message in messages
         ]

@@ -103,6 +103,11 @@ class Command(BaseCommand):
         self.stdout.write("\nqueue: " + ", ".join(f"{k} {v}" for k, v in depth.items()))
         age = selectors.oldest_due_age_seconds()
         self.stdout.write(f"oldest due job: {'none' if age is None else f'{age:.0f}s old'}")
+        events = selectors.delivery_event_counts(hours=24)
+        self.stdout.write(
+            f"delivery events (24 h): {events['events']}, {events['unmatched']} matching no job;"
+            f" suppressed addresses: {events['suppressed']}"
+        )
         self.stdout.write("\nstates:")
         for term, text in availability.legend():
             self.stdout.write(f"  {term:<9} {text}")

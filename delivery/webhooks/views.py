@@ -1,0 +1,108 @@
+"""``POST /webhooks/<provider>/tracking/``: one tracking webhook per provider kind, anymail's
+tracking views behind our own checks (docs/architecture.md, "Delivery events").
+
+In order: the provider must be one we mount and its secrets set (else 403); the signed timestamp
+must be inside the replay window (``replay``, else 400); then anymail checks basic auth and the
+provider's signature and parses the body (a refusal or a body it cannot parse: 400); its
+``tracking`` signal writes the events (``events``), all of one request in one transaction.
+Bad input gets a 4xx and changes nothing; only a failure while writing (the database) is a 500,
+which makes the provider post the events again later.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import warnings
+
+import requests
+from anymail.exceptions import AnymailError, AnymailNotSupportedWarning
+from anymail.webhooks.amazon_ses import AmazonSESTrackingWebhookView
+from anymail.webhooks.mailgun import MailgunTrackingWebhookView
+from anymail.webhooks.sendgrid import SendGridTrackingWebhookView
+from django.conf import settings
+from django.core.exceptions import SuspiciousOperation
+from django.db import DataError, transaction
+from django.http import Http404, HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from delivery.webhooks import events, replay, sns
+
+log = logging.getLogger(__name__)
+# anymail warns on every SendGrid view it builds that it no longer tests SendGrid itself; the
+# signed event webhook it verifies is tested here (tests/delivery/webhooks/).
+warnings.filterwarnings("ignore", category=AnymailNotSupportedWarning)
+
+# URL name -> (our provider kind, anymail's view, the setting its signature check needs: an
+# ANYMAIL key, or a Django setting)
+PROVIDERS = {
+    "sendgrid": (
+        "sendgrid",
+        SendGridTrackingWebhookView.as_view(),
+        "SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY",
+    ),
+    "mailgun": ("mailgun", MailgunTrackingWebhookView.as_view(), "MAILGUN_WEBHOOK_SIGNING_KEY"),
+    # anymail does not verify SNS signatures: delivery.webhooks.sns does, before it.
+    "amazon_ses": ("ses", AmazonSESTrackingWebhookView.as_view(), "GPMAS_SES_SNS_TOPIC_ARNS"),
+}
+
+
+@csrf_exempt
+def tracking_webhook(request: HttpRequest, provider: str) -> HttpResponse:
+    if provider not in PROVIDERS:
+        raise Http404("no such webhook")
+    kind, view, key_setting = PROVIDERS[provider]
+    if request.method != "POST":
+        return view(request)  # HEAD answers 200 (providers probe the URL), GET 405
+    missing = _missing_settings(key_setting)
+    if missing:
+        log.error("%s webhook refused: %s not configured", provider, ", ".join(missing))
+        return HttpResponse("webhook not configured\n", status=403, content_type="text/plain")
+    try:
+        replay.check_fresh(kind, request)
+        sns_message = sns.verify(request.body) if kind == "ses" else None
+    except (replay.Stale, sns.Refused) as exc:
+        return _refused(provider, str(exc))
+    context = contextvars.copy_context()
+    response = context.run(_hand_to_anymail, provider, view, request)
+    if sns_message and response.status_code == 200:
+        return _confirm_if_asked(sns_message, response)
+    return response
+
+
+def _confirm_if_asked(message: dict, response: HttpResponse) -> HttpResponse:
+    """A verified, authenticated subscription confirmation for an allowed topic: confirm it."""
+    if message.get("Type") != "SubscriptionConfirmation":
+        return response
+    try:
+        sns.confirm_subscription(message)
+    except sns.Refused as exc:
+        return _refused("amazon_ses", str(exc))
+    except requests.RequestException as exc:
+        log.error("could not confirm the SNS subscription to %s: %s", message["TopicArn"], exc)
+        return HttpResponse("could not confirm\n", status=502, content_type="text/plain")
+    log.info("confirmed the SNS subscription to %s", message["TopicArn"])
+    return response
+
+
+def _hand_to_anymail(provider: str, view, request: HttpRequest) -> HttpResponse:
+    try:
+        with transaction.atomic():
+            return view(request)
+    except DataError as exc:  # a value the database cannot hold: the body's fault
+        return _refused(provider, str(exc))
+    except (AnymailError, SuspiciousOperation, ValueError, KeyError, TypeError) as exc:
+        if events.writing.get():  # the body parsed; the write failed
+            raise
+        return _refused(provider, str(exc) or type(exc).__name__)
+
+
+def _refused(provider: str, reason: str) -> HttpResponse:
+    log.warning("%s webhook refused: %s", provider, reason[:300])
+    return HttpResponse("refused\n", status=400, content_type="text/plain")
+
+
+def _missing_settings(key_setting: str) -> list[str]:
+    anymail = getattr(settings, "ANYMAIL", {})
+    names = ("WEBHOOK_SECRET", key_setting)
+    return [name for name in names if not (anymail.get(name) or getattr(settings, name, None))]

@@ -1,0 +1,26 @@
+"""Settings of the delivery events (docs/architecture.md, "Delivery events"), read by
+``gpmas.settings``; every variable is in the README's configuration table."""
+
+from gpmas.env import env_int, env_list, env_str
+
+# The providers' tracking webhooks, /webhooks/<sendgrid|mailgun|amazon_ses>/tracking/. Secrets
+# only from the environment; a webhook whose secrets are unset refuses every post (403).
+ANYMAIL = {
+    # Basic-auth "user:password" pairs, comma-separated: several are accepted, for rotation.
+    "WEBHOOK_SECRET": env_list("GPMAS_WEBHOOK_SECRETS", []),
+    "MAILGUN_WEBHOOK_SIGNING_KEY": env_str("GPMAS_MAILGUN_WEBHOOK_SIGNING_KEY"),
+    # SendGrid's Signed Event Webhook public key, as SendGrid shows it (base64, no PEM lines).
+    "SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY": env_str(
+        "GPMAS_SENDGRID_WEBHOOK_VERIFICATION_KEY"
+    ),
+    # delivery.webhooks.sns confirms subscriptions itself, after verifying them.
+    "AMAZON_SES_AUTO_CONFIRM_SNS_SUBSCRIPTIONS": False,
+}
+# The SNS topics (ARNs, comma-separated) whose SES events are taken; others are refused.
+GPMAS_SES_SNS_TOPIC_ARNS = env_list("GPMAS_SES_SNS_TOPIC_ARNS", [])
+# Signed timestamps older (or further ahead) than this are refused as replays.
+GPMAS_WEBHOOK_MAX_AGE_SECONDS = env_int("GPMAS_WEBHOOK_MAX_AGE_SECONDS", 600, minimum=1)
+GPMAS_SOFT_BOUNCES_TO_SUPPRESS = env_int("GPMAS_SOFT_BOUNCES_TO_SUPPRESS", 3, minimum=1)
+# How long a suppression lasts, in days; 0 = until lifted by hand.
+GPMAS_BOUNCE_SUPPRESSION_DAYS = env_int("GPMAS_BOUNCE_SUPPRESSION_DAYS", 30, minimum=0)
+GPMAS_COMPLAINT_SUPPRESSION_DAYS = env_int("GPMAS_COMPLAINT_SUPPRESSION_DAYS", 0, minimum=0)
