@@ -82,7 +82,9 @@ def profile(request: HttpRequest) -> HttpResponse:
 
 def exempt_paths() -> tuple[str, ...]:
     """Pages an organizer without a display name may still open: the profile page itself,
-    logging in and out, the admin and operator pages, the guests' pages, health checks."""
+    logging in and out, the admin and operator pages, the guests' pages, health checks, the
+    favicon (a browser fetches it for every page: a redirect would serve HTML as the icon) and the
+    providers' webhooks."""
     return (
         reverse("profile"),
         reverse("login"),
@@ -92,6 +94,8 @@ def exempt_paths() -> tuple[str, ...]:
         "/i/",
         reverse("healthz"),
         "/static/",
+        "/favicon.",
+        "/webhooks/",
     )
 
 

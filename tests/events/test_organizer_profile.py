@@ -75,6 +75,17 @@ def test_guest_admin_and_logout_pages_are_not_redirected(newcomer, django_user_m
     assert client.get(reverse("dashboard"))["Location"].startswith("/login/")
 
 
+def test_the_favicon_and_the_webhooks_are_not_redirected(newcomer):
+    """The browser fetches the icon for every page, the admin's included: a redirect to the
+    profile page served HTML as the icon."""
+    _, client = newcomer
+    icon = client.get("/favicon.svg")
+    assert (icon.status_code, icon["Content-Type"]) == (200, "image/svg+xml")
+    assert client.get("/favicon.ico")["Location"] == "/favicon.svg"
+    webhook = client.post("/webhooks/mailgun/tracking/", data={})
+    assert webhook.status_code != 302  # answered by the webhook (refused), not sent to /profile/
+
+
 def test_an_organizer_changes_the_name_and_guests_see_the_new_one(organizer_client, organizer):
     page = organizer_client.get(reverse("profile"))
     assert 'value="Olivia Park"' in page.content.decode()
