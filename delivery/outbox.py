@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -135,13 +136,16 @@ def _write_accepted(accepted: Sequence[Attempt]) -> bool:
         with connection.cursor() as cursor:
             cursor.execute(_accepted_sql(), _accepted_params(accepted, now))
             return cursor.fetchone()[0]
+    calls = defaultdict(list)  # a batch call's jobs share provider and id: one UPDATE
+    for a in accepted:
+        calls[(a.provider, a.message_id[:255])].append(a.job)
     with transaction.atomic():
         DeliveryAttempt.objects.bulk_create(attempt.row() for attempt in accepted)
-        for a in accepted:
-            _held([a.job]).update(
+        for (provider, message_id), jobs in calls.items():
+            _held(jobs).update(
                 status=Status.SENT,
-                provider=a.provider,
-                provider_message_id=a.message_id[:255],
+                provider=provider,
+                provider_message_id=message_id,
                 lease_expires_at=None,
                 finished_at=now,
                 last_error="",
@@ -152,15 +156,8 @@ def _write_accepted(accepted: Sequence[Attempt]) -> bool:
 @functools.cache
 def _accepted_sql() -> str:
     attempt, job = DeliveryAttempt._meta, EmailJob._meta
-    columns = (
-        "job",
-        "provider",
-        "started_at",
-        "duration_ms",
-        "outcome",
-        "error_code",
-        "error_message",
-    )
+    columns = ("job", "provider", "started_at", "duration_ms", "outcome", "error_code")
+    columns += ("error_message",)
     quoted = [connection.ops.quote_name(attempt.get_field(name).column) for name in columns]
     return f"""
         WITH done (job_id, claimed, provider_id, message_id, started_at, duration_ms) AS (
