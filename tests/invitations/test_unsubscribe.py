@@ -177,3 +177,15 @@ def test_the_admin_lists_unsubscribes(mail_client, admin_client, link):
     mail_client.post(link, ONE_CLICK)
     page = admin_client.get("/admin/delivery/unsubscribe/").content.decode()
     assert "guest0@example.com" in page and "olivia" in page and "one-click" in page
+
+
+def test_an_organizer_without_a_display_name_is_not_sent_to_the_profile_page(
+    django_user_model, link
+):
+    """Someone logged in who never named themselves still unsubscribes: no redirect."""
+    nameless = django_user_model.objects.create_user("nameless", "n@example.com", "pw-n-12345")
+    browser = Client()
+    browser.force_login(nameless)
+    assert browser.get("/").status_code == 302  # the rule applies elsewhere
+    response = browser.post(link, ONE_CLICK)
+    assert response.status_code == 200 and Unsubscribe.objects.count() == 1
