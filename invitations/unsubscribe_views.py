@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.http import HttpRequest, HttpResponse
+from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
@@ -39,11 +40,20 @@ def guest_unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     if organizer is None:  # the account is gone, and so is all its mail
         return page(request, "done", context)
     if request.method == "POST":
-        source = "one-click" if "List-Unsubscribe" in request.POST else "page"
-        unsubscribe.unsubscribe(organizer_id, address, source=source)
+        unsubscribe.unsubscribe(organizer_id, address, source=source(request))
         return page(request, "done", context)
     done = unsubscribe.is_unsubscribed(organizer_id, address)
     return page(request, "done" if done else "ask", context)
+
+
+def source(request: HttpRequest) -> str:
+    """``one-click`` from a mail client (its body says ``List-Unsubscribe=One-Click``), ``page``
+    from the confirm button. The body is not required: the signed link is the request, so a
+    body the parser refuses (a multipart without its boundary) still unsubscribes."""
+    try:
+        return "one-click" if "List-Unsubscribe" in request.POST else "page"
+    except MultiPartParserError:
+        return "one-click"
 
 
 def page(request: HttpRequest, state: str, context: dict | None = None, status: int = 200):

@@ -84,6 +84,12 @@ def test_a_one_click_post_unsubscribes_without_session_or_csrf_and_answers_200(
     assert row.source == "one-click"
 
 
+def test_a_body_the_parser_refuses_still_unsubscribes(mail_client, link):
+    response = mail_client.post(link, b"--x\r\ngarbage", content_type="multipart/form-data")
+    assert response.status_code == 200
+    assert Unsubscribe.objects.get().source == "one-click"
+
+
 def test_unsubscribing_again_is_harmless(mail_client, link):
     for _ in range(3):
         assert mail_client.post(link, ONE_CLICK).status_code == 200
