@@ -16,7 +16,7 @@ from django.core import signing
 from django.db import IntegrityError, transaction
 
 from delivery import outbox
-from delivery.models import EmailJob, Unsubscribe
+from delivery.models import DeliveryEvent, EmailJob, Unsubscribe
 
 SALT = "gpmas.delivery.unsubscribe"
 HEADER_POST = "List-Unsubscribe=One-Click"
@@ -74,6 +74,20 @@ def unsubscribe(organizer_id: int, address: str, *, source: str) -> bool:
 
 
 REASON = "not sent: the guest unsubscribed from this organizer's invitations and reminders"
+
+
+def note_event(event: DeliveryEvent) -> bool:
+    """A provider reports that the recipient unsubscribed (its own link, or a mailbox's
+    unsubscribe button it handled): the same as our link, for the job's list owner. True when
+    the event was one; an event for mail with no list owner changes nothing."""
+    if event.outcome != EmailJob.DeliveryState.UNSUBSCRIBED or not event.job_id:
+        return False
+    owner = EmailJob.objects.filter(pk=event.job_id).values_list("list_owner_id", flat=True)
+    owner_id = owner.first()
+    if not owner_id or not event.recipient:
+        return False
+    unsubscribe(owner_id, event.recipient, source=f"webhook {event.provider_kind}")
+    return True
 
 
 def blocked(jobs: Iterable[EmailJob]) -> set[tuple[int, str]]:
