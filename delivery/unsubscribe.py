@@ -20,6 +20,7 @@ from delivery.models import DeliveryEvent, EmailJob, Unsubscribe
 
 SALT = "gpmas.delivery.unsubscribe"
 HEADER_POST = "List-Unsubscribe=One-Click"
+REASON = "not sent: the guest unsubscribed from this organizer's invitations and reminders"
 
 
 class BadToken(ValueError):
@@ -71,9 +72,6 @@ def unsubscribe(organizer_id: int, address: str, *, source: str) -> bool:
     waiting = EmailJob.objects.filter(list_owner_id=organizer_id, to_email__iexact=address)
     outbox.suppress_waiting(waiting, reason=REASON)
     return new
-
-
-REASON = "not sent: the guest unsubscribed from this organizer's invitations and reminders"
 
 
 def note_event(event: DeliveryEvent) -> bool:
