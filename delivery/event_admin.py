@@ -7,7 +7,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from delivery import suppression
-from delivery.models import DeliveryEvent, Suppression, SuppressionAudit
+from delivery.models import DeliveryEvent, Suppression, SuppressionAudit, Unsubscribe
 from reliability.admin import ReadOnlyAdmin
 
 
@@ -78,3 +78,13 @@ class SuppressionAuditAdmin(ReadOnlyAdmin):
     list_filter = ["action"]
     search_fields = ["address"]
     list_select_related = ["changed_by"]
+
+
+@admin.register(Unsubscribe)
+class UnsubscribeAdmin(ReadOnlyAdmin):
+    """The one-click unsubscribes (delivery/unsubscribe.py), per organizer."""
+
+    list_display = ["address", "organizer", "source", "created_at"]
+    list_filter = ["source"]
+    search_fields = ["address", "organizer__username", "organizer__email"]
+    list_select_related = ["organizer"]

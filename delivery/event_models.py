@@ -104,3 +104,26 @@ class SuppressionAudit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.address} at {self.at:%Y-%m-%d %H:%M:%S} ({self.source})"
+
+
+class Unsubscribe(models.Model):
+    """An address that asked for no more of one organizer's invitations and reminders (the
+    one-click link, RFC 8058; ``delivery.unsubscribe``). The guest's own confirmations still go."""
+
+    organizer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    address = models.EmailField(max_length=254, help_text="Lower-cased.")
+    source = models.CharField(max_length=40, help_text="one-click (the mail client) or page")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organizer", "address"], name="unsubscribe_once_per_organizer"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.address} from organizer {self.organizer_id}"

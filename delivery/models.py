@@ -6,6 +6,7 @@ Models hold facts about one row. Status changes happen only in ``delivery.outbox
 
 import zoneinfo
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
@@ -144,6 +145,16 @@ class EmailJob(models.Model):
         max_length=16, choices=DeliveryState.choices, default="", blank=True
     )
     delivery_state_at = models.DateTimeField(null=True, blank=True)
+    # Whose list this email is on (invitations and reminders): an address that unsubscribed from
+    # this organizer does not get it (delivery.unsubscribe). Null: an unsubscribe does not stop it.
+    list_owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+    )
 
     class Meta:
         ordering = ["-id"]
@@ -199,7 +210,12 @@ class DeliveryAttempt(models.Model):
 
 
 # The providers' events and the suppression list (docs/architecture.md, "Delivery events").
-from delivery.event_models import DeliveryEvent, Suppression, SuppressionAudit  # noqa: E402
+from delivery.event_models import (  # noqa: E402
+    DeliveryEvent,
+    Suppression,
+    SuppressionAudit,
+    Unsubscribe,
+)
 
 __all__ = [
     "DeliveryAttempt",
@@ -209,4 +225,5 @@ __all__ = [
     "ProviderKind",
     "Suppression",
     "SuppressionAudit",
+    "Unsubscribe",
 ]

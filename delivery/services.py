@@ -17,7 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from delivery import outbox, suppression
+from delivery import outbox, suppression, unsubscribe
 from delivery.message import JOB_HEADER
 from delivery.models import EmailJob, Provider
 from delivery.publishing import publish_or_fail_fast
@@ -45,6 +45,8 @@ class EmailDraft:
     idempotency_key: str = ""
     not_before: dt.datetime | None = None
     pinned_provider: Provider | None = None
+    # The organizer whose list this is (invitations, reminders): none if the address unsubscribed.
+    list_owner_id: int | None = None
 
     def to_job(self, *, now: dt.datetime) -> EmailJob:
         if self.kind not in EmailJob.Kind.values:
@@ -63,6 +65,7 @@ class EmailDraft:
             ics=self.ics,
             idempotency_key=self.idempotency_key or uuid.uuid4().hex,
             pinned_provider=self.pinned_provider,
+            list_owner_id=self.list_owner_id,
             status=EmailJob.Status.QUEUED,
             max_attempts=settings.GPMAS_MAX_ATTEMPTS,
             not_before=self.not_before,
@@ -77,9 +80,10 @@ def email_enqueue(drafts: Iterable[EmailDraft]) -> list[EmailJob]:
     CR/LF in a subject or header, an unknown kind) raises ValidationError and writes nothing.
     Idempotent on ``idempotency_key``: a draft whose key the outbox has already gets the job
     written the first time, not a second one. Thousands at a time cost three queries per
-    thousand (the INSERT and two reads) and one read of the suppression list, not one per
-    message. A job to a suppressed address is written ``suppressed`` (terminal) and never
-    reaches a provider.
+    thousand (the INSERT and two reads) and one read each of the suppression list and of the
+    unsubscribes (none when no draft has a list owner), not one per message. A job to a
+    suppressed address, or to one that unsubscribed from the job's list owner, is written
+    ``suppressed`` (terminal) and never reaches a provider.
     """
     now = timezone.now()
     built = [draft.to_job(now=now) for draft in drafts]
@@ -95,14 +99,20 @@ def email_enqueue(drafts: Iterable[EmailDraft]) -> list[EmailJob]:
 
 def _mark_suppressed(jobs: list[EmailJob], *, now: dt.datetime) -> None:
     """(none) -> suppressed, before the INSERT: the jobs whose address is on the suppression
-    list (a confirmation still goes unless the guest complained; ``delivery.suppression``)."""
+    list (a confirmation still goes unless the guest complained; ``delivery.suppression``) or
+    unsubscribed from the job's list owner (``delivery.unsubscribe``)."""
     blocked = suppression.blocked((job.to_email for job in jobs), now=now)
+    unsubscribed = unsubscribe.blocked(jobs)
     for job in jobs:
-        reason = blocked.get(suppression.normalized(job.to_email))
+        address = suppression.normalized(job.to_email)
+        reason = blocked.get(address)
         if reason and suppression.stops(job.kind, reason):
-            job.status = EmailJob.Status.SUPPRESSED
-            job.finished_at = now
-            job.last_error = f"not sent: the address is suppressed ({reason})"
+            error = f"not sent: the address is suppressed ({reason})"
+        elif (job.list_owner_id, address) in unsubscribed:
+            error = unsubscribe.REASON
+        else:
+            continue
+        job.status, job.finished_at, job.last_error = EmailJob.Status.SUPPRESSED, now, error
 
 
 def _write_batch(jobs: list[EmailJob]) -> list[EmailJob]:
@@ -157,6 +167,7 @@ def email_jobs_retry_now(*, job_ids: Sequence[int]) -> int:
             topic=job.topic,
             idempotency_key=f"{job.idempotency_key}:retry:{uuid.uuid4().hex[:8]}",
             pinned_provider=job.pinned_provider,
+            list_owner_id=job.list_owner_id,
         )
         for job in jobs.filter(status=EmailJob.Status.FAILED)
     ]

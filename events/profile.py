@@ -82,7 +82,8 @@ def profile(request: HttpRequest) -> HttpResponse:
 
 def exempt_paths() -> tuple[str, ...]:
     """Pages an organizer without a display name may still open: the profile page itself,
-    logging in and out, the admin and operator pages, the guests' pages, health checks, the
+    logging in and out, the admin and operator pages, the guests' pages (and the unsubscribe
+    link, which a mail client posts to and which must never redirect), health checks, the
     favicon (a browser fetches it for every page: a redirect would serve HTML as the icon) and the
     providers' webhooks."""
     return (
@@ -92,6 +93,7 @@ def exempt_paths() -> tuple[str, ...]:
         reverse("admin:index"),
         "/ops/",
         "/i/",
+        "/u/",
         reverse("healthz"),
         "/static/",
         "/favicon.",

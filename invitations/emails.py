@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.template.loader import render_to_string
 
+from delivery import unsubscribe
 from delivery.models import EmailJob
 from delivery.services import EmailDraft
 from delivery.validation import check_address
@@ -21,6 +22,7 @@ from events import ics
 from events.display import format_moment, format_when
 from events.models import Event
 from invitations.models import Invitation
+from invitations.tokens import unsubscribe_url
 
 Kind = EmailJob.Kind
 
@@ -97,18 +99,25 @@ def guest_email(
     key: str,
     subject: str,
     context: dict,
+    mailing: bool = False,
     **fields,
 ) -> EmailDraft:
     """The shape every guest email shares: to the guest, on the event's topic (unless ``fields``
-    say otherwise), rendered from the kind's two templates."""
+    say otherwise), rendered from the kind's two templates. A ``mailing`` (invitations and
+    reminders, not the answers to what the guest did) is on the organizer's list: it carries the
+    one-click unsubscribe headers (RFC 8058) and link, and is not sent to an address that
+    unsubscribed from them."""
     fields.setdefault("topic", event.topic)
     fields.setdefault("from_email", context["sender"])
+    if mailing:
+        url = unsubscribe_url(event.organizer_id, invitation.email)
+        context = {**context, "unsubscribe_url": url}
+        fields["list_owner_id"] = event.organizer_id
+    rendered = render(kind, subject, context)
+    if mailing:
+        rendered["headers"] = {**rendered["headers"], **unsubscribe.headers(url)}
     return EmailDraft(
-        kind=kind,
-        to_email=invitation.email,
-        idempotency_key=key,
-        **fields,
-        **render(kind, subject, context),
+        kind=kind, to_email=invitation.email, idempotency_key=key, **fields, **rendered
     )
 
 
@@ -125,6 +134,7 @@ def invitation_draft(
         key=key,
         subject=f"Invitation: {event.title}",
         context=context,
+        mailing=True,
     )
 
 
@@ -221,4 +231,5 @@ def reminder_draft(
         subject=f"Reminder: {event.title}",
         context=base_context(event, invitation, shared=shared),
         not_before=send_at,
+        mailing=True,
     )

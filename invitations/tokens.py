@@ -10,6 +10,8 @@ import secrets
 from django.conf import settings
 from django.urls import reverse
 
+from delivery import unsubscribe
+
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
@@ -23,3 +25,9 @@ def token_new() -> tuple[str, str]:
 
 def invitation_url(token: str) -> str:
     return settings.GPMAS_SITE_URL.rstrip("/") + reverse("guest_invitation", args=[token])
+
+
+def unsubscribe_url(organizer_id: int, address: str) -> str:
+    """The one-click unsubscribe link (RFC 8058) for ``address`` from this organizer's mail."""
+    token = unsubscribe.token_for(organizer_id, address)
+    return settings.GPMAS_SITE_URL.rstrip("/") + reverse("guest_unsubscribe", args=[token])

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from invitations import organizer_views, views
+from invitations import organizer_views, unsubscribe_views, views
 
 EVENT = "events/<int:event_id>/"
 INVITATION = EVENT + "invitations/<int:invitation_id>/"
@@ -16,4 +16,6 @@ urlpatterns = [
     path("i/<str:token>/event.ics", views.guest_calendar, name="guest_calendar"),
     path("i/<str:token>/accept/", views.guest_accept, name="guest_accept"),
     path("i/<str:token>/decline/", views.guest_decline, name="guest_decline"),
+    # One-click unsubscribe (RFC 8058): the signed token names the organizer and the address.
+    path("u/<str:token>/", unsubscribe_views.guest_unsubscribe, name="guest_unsubscribe"),
 ]

@@ -20,7 +20,7 @@ from anymail.signals import AnymailTrackingEvent, EventType, RejectReason
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from delivery import suppression
+from delivery import suppression, unsubscribe
 from delivery.delivery_state import record_delivery_state
 from delivery.message import JOB_HEADER, JOB_METADATA
 from delivery.models import DeliveryEvent, EmailJob
@@ -84,6 +84,7 @@ def apply_event(kind: str, event: AnymailTrackingEvent) -> DeliveryEvent | None:
         record_delivery_state(row.job_id, row.outcome, at=row.occurred_at)
     if row.outcome:
         suppression.note_event(row)
+        unsubscribe.note_event(row)
     return row
 
 

@@ -2,7 +2,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from delivery.models import DeliveryEvent, EmailJob, Suppression, SuppressionAudit
+from delivery.models import DeliveryEvent, EmailJob, Suppression, SuppressionAudit, Unsubscribe
 from delivery.webhooks import sns
 from tests.delivery.webhooks.posting import SNS_CERT, TOPIC, configure
 
@@ -30,11 +30,13 @@ def sns_certificates(monkeypatch) -> SimpleNamespace:
 
 
 def snapshot() -> tuple:
-    """Everything a webhook may change: events, job states, suppressions and their audit."""
+    """Everything a webhook may change: events, job states, suppressions and their audit,
+    unsubscribes."""
     jobs = sorted(EmailJob.objects.values_list("pk", "status", "delivery_state"))
     return (
         sorted(DeliveryEvent.objects.values_list("provider_kind", "event_id", "job_id")),
         jobs,
         sorted(Suppression.objects.values_list("address", "reason", "lifted_at")),
         SuppressionAudit.objects.count(),
+        sorted(Unsubscribe.objects.values_list("organizer_id", "address")),
     )
