@@ -39,6 +39,18 @@ def wait_for(
         time.sleep(interval)
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports free on 127.0.0.1 right now (all held at once while chosen)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def database_slots() -> int:
     """Connections to use at once: what the server has free, less a margin for the others."""
     if connection.vendor != "postgresql":

@@ -19,7 +19,7 @@ import pytest
 
 from sandbox import devstack
 from sandbox.port_owner import port_owner
-from tests.processes import ROOT, wait_for
+from tests.processes import ROOT, free_ports, wait_for
 
 PORT_NAMES = (
     "GPMAS_WEB_PORT",
@@ -29,17 +29,6 @@ PORT_NAMES = (
     "SANDBOX_SES_BACKEND_PORT",
     "GPMAS_EMBEDDED_REDIS_PORT",
 )
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def listening(port: int) -> bool:

@@ -17,6 +17,7 @@ from django.core.management.base import CommandError
 
 from sandbox import Fault, Sandbox, SandboxClient
 from sandbox.management.commands.sandbox import Command
+from tests.processes import free_ports
 
 from .helpers import send
 
@@ -47,17 +48,6 @@ def sandbox_command(*args: str) -> str:
     out = io.StringIO()
     call_command(Command(), *args, stdout=out)
     return out.getvalue()
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def test_fault_clear_and_stats(sandbox: Sandbox) -> None:
