@@ -7,7 +7,7 @@ import time
 from html import escape
 from urllib.parse import quote
 
-from sandbox.faults import PROVIDERS, Fault
+from sandbox.faults import PROVIDERS, WEBHOOK_FAULTS, Fault
 from sandbox.inbox import CapturedMessage
 
 # Inline styles only; pages send a CSP that forbids scripts altogether.
@@ -177,12 +177,27 @@ def _fault_form(provider: str, current: Fault | None) -> str:
             f'<label for="{provider}-{name}">{label}</label>'
             f'<input type=checkbox id="{provider}-{name}" name={name}{state}><span></span>'
         )
+    if provider != "smtp":  # SMTP posts no events
+        rows.append(_webhook_select(provider, f.webhook))
     return (
         '<form class=fault method=post action="/faults">'
         f'<input type=hidden name=provider value="{e(provider)}">'
         + "".join(rows)
         + "<div class=buttons><button name=action value=set>set</button>"
         "<button name=action value=clear>clear</button></div></form>"
+    )
+
+
+def _webhook_select(provider: str, current: str | None) -> str:
+    options = "".join(
+        f'<option value="{e(value)}"{" selected" if value == (current or "") else ""}>'
+        f"{e(value.replace('_', ' ') or 'none')}</option>"
+        for value in ("", *WEBHOOK_FAULTS)
+    )
+    return (
+        f'<label for="{provider}-webhook">Its events</label>'
+        f'<select id="{provider}-webhook" name=webhook>{options}</select>'
+        "<span class=muted>replay, bad signature</span>"
     )
 
 

@@ -153,6 +153,23 @@ class Command(BaseCommand):
                 + f"  {shown}"
             )
 
+    def _send_events(self, sandbox: Sandbox, config) -> None:
+        from pathlib import Path
+
+        from sandbox.webhook_keys import WebhookKeys
+
+        directory = config.webhook_keys_dir
+        keys = WebhookKeys.load_or_create(Path(directory)) if directory else None
+        sandbox.send_events_to(
+            config.webhook_url,
+            secret=config.webhook_secret,
+            keys=keys,
+            delay=config.event_delay_ms / 1000,
+        )
+        self.stdout.write(
+            f"  events    posted to {config.webhook_url}/webhooks/<provider>/tracking/"
+        )
+
     def _run(self, host: str | None) -> None:
         config = load()
         sandbox = Sandbox(
@@ -171,6 +188,8 @@ class Command(BaseCommand):
             raise CommandError(exc.strerror) from None
         except OSError as exc:
             raise CommandError(f"the sandbox could not start: {exc}") from None
+        if config.webhook_url:
+            self._send_events(sandbox, config)
 
         stop = threading.Event()
         previous = {
