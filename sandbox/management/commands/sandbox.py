@@ -3,6 +3,7 @@
     manage.py sandbox [run]                 foreground, until Ctrl-C / SIGTERM
     manage.py sandbox fault PROVIDER [--status N] [--code C] [--error-rate F] [--latency-ms N]
                                      [--hang [--hang-seconds S]] [--outage] [--retry-after N]
+                                     [--webhook duplicate|stale|bad_signature]
     manage.py sandbox clear [PROVIDER]
     manage.py sandbox stats [--json]
     manage.py sandbox setup                 create/update the Provider rows pointing at it
@@ -24,6 +25,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from sandbox import PROVIDERS, Fault, PortInUseError, Sandbox, SandboxClient, SandboxError
 from sandbox.config import load
+from sandbox.faults import WEBHOOK_FAULTS
 
 
 def as_flag(message: str) -> str:
@@ -53,6 +55,11 @@ class Command(BaseCommand):
         fault.add_argument("--hang-seconds", help="how long a hang lasts (default 30)")
         fault.add_argument("--outage", action="store_true", help="drop every connection")
         fault.add_argument("--retry-after", help="seconds, sent with a 429")
+        fault.add_argument(
+            "--webhook",
+            choices=WEBHOOK_FAULTS,
+            help="what happens to the delivery events it posts: replayed, backdated, mis-signed",
+        )
         self._add_url(fault)
 
         clear = actions.add_parser("clear", help="clear one provider's fault, or all")
