@@ -130,7 +130,7 @@ class App:
                     return Response.json(404, {"error": "no such message"})
                 return Response.json(200, message.to_dict())
             if parts == ["webhooks"] and method == "GET":
-                return Response.json(200, [asdict(r) for r in self.webhooks.results])
+                return Response.json(200, self._events() or [])
             if parts == ["stats"] and method == "GET":
                 return Response.json(200, self.inbox.stats())
             if parts == ["faults"] and method == "GET":
@@ -154,6 +154,12 @@ class App:
             return Response.json(400, {"error": str(exc)})
         return Response.json(404, {"error": f"no API route {method} {request.path}"})
 
+    def _events(self) -> list[dict[str, Any]] | None:
+        """The events posted to the site, oldest first; None when the sandbox posts none."""
+        if self.webhooks.target is None:
+            return None
+        return [asdict(result) for result in self.webhooks.recent()]
+
     def _faults_json(self) -> dict[str, Any]:
         return {provider: fault.to_dict() for provider, fault in self.faults.all().items()}
 
@@ -171,6 +177,7 @@ class App:
                 self.inbox.stats(),
                 self.faults.all(),
                 error=request.arg("error"),
+                events=self._events(),
             )
             return _html(200, html)
         if method == "GET" and path.startswith("/messages/"):

@@ -83,12 +83,15 @@ def render_index(
     stats: dict[str, dict[str, int]],
     faults: dict[str, Fault],
     error: str | None = None,
+    events: list[dict] | None = None,
 ) -> str:
     parts = ["<h1>GPMAS sandbox inbox</h1>"]
     if error:
         parts.append(f'<p class="error">{e(error)}</p>')
     parts.append(_stats_table(stats))
     parts.append(_faults_section(faults))
+    if events is not None:
+        parts.append(_events_table(events))
     parts.append(f"<h2>Messages ({len(messages)})</h2>")
     if not messages:
         parts.append('<p class="muted">Nothing captured yet.</p>')
@@ -111,6 +114,20 @@ def render_index(
         '<form method=post action="/reset"><button>Reset inbox, stats and faults</button></form>'
     )
     return layout("GPMAS sandbox inbox", "".join(parts))
+
+
+def _events_table(events: list[dict]) -> str:
+    """The delivery events posted to the site (newest first) and its answers: a 400 is the
+    site refusing a faulted event, 0 a site that never answered."""
+    if not events:
+        return '<h2>Events posted</h2><p class="muted">None yet.</p>'
+    keys = ["provider", "kind", "recipient", "status", "attempts", "fault"]
+    head = "".join(f"<th>{e(k)}</th>" for k in keys)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{e(event[k] or '')}</td>" for k in keys) + "</tr>"
+        for event in reversed(events[-50:])
+    )
+    return f"<h2>Events posted</h2><div class=scroll><table><tr>{head}</tr>{rows}</table></div>"
 
 
 def _stats_table(stats: dict[str, dict[str, int]]) -> str:

@@ -111,6 +111,11 @@ class WebhookPoster:
     def _push(self, due: float, item: _Item) -> None:
         heapq.heappush(self._heap, (due, next(self._order), item))
 
+    def recent(self) -> list[Result]:
+        """What became of the last posts, oldest first."""
+        with self._cond:
+            return list(self.results)
+
     def pending(self) -> int:
         with self._cond:
             return len(self._heap)

@@ -166,5 +166,27 @@ def test_the_emulator_answers_while_the_site_stalls(sandbox: Sandbox, site):
         assert sandbox.webhooks.results[0].fault == "stale"
         cert = requests.get(sandbox.http_url + SNS_CERT_PATH, timeout=5)
         assert cert.content == KEYS.sns_certificate
+        [posted] = requests.get(f"{sandbox.http_url}/api/webhooks", timeout=5).json()
+        assert (posted["recipient"], posted["status"], posted["fault"]) == (
+            "guest@sandbox.test",
+            200,
+            "stale",
+        )
+        page = requests.get(f"{sandbox.http_url}/", timeout=5).text
+        assert "Events posted" in page and "guest@sandbox.test" in page
     finally:
         sandbox.stop_events()
+
+
+def test_the_fault_form_sets_and_refuses_a_webhook_fault(sandbox: Sandbox):
+    form = {"provider": "mailgun", "webhook": "bad_signature", "action": "set"}
+    requests.post(f"{sandbox.http_url}/faults", data=form, timeout=5)
+    assert sandbox.faults.get("mailgun") == Fault(webhook="bad_signature")
+
+    answer = requests.post(
+        f"{sandbox.http_url}/faults", data={**form, "webhook": "forged"}, timeout=5
+    )
+    assert "webhook must be one of duplicate, stale, bad_signature" in answer.text
+    assert sandbox.faults.get("mailgun") == Fault(webhook="bad_signature")
+    page = requests.get(f"{sandbox.http_url}/", timeout=5).text
+    assert '<option value="bad_signature" selected>' in page
