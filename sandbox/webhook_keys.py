@@ -81,9 +81,9 @@ class WebhookKeys:
         return base64.b64encode(der).decode()
 
 
-def certificate(key: rsa.RSAPrivateKey) -> bytes:
-    """A self-signed certificate for ``key``, valid from a day ago for a year (made afresh on
-    every load, so a kept key never has an expired certificate)."""
+def certificate(key: rsa.RSAPrivateKey, *, valid_days: int = 365) -> bytes:
+    """A self-signed certificate for ``key``, valid from a day ago for ``valid_days`` more (made
+    afresh on every load, so a kept key never has an expired certificate)."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.sandbox.invalid")])
     now = dt.datetime.now(dt.UTC)
     cert = (
@@ -93,7 +93,7 @@ def certificate(key: rsa.RSAPrivateKey) -> bytes:
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=365))
+        .not_valid_after(now + dt.timedelta(days=valid_days))
         .sign(key, hashes.SHA256())
     )
     return cert.public_bytes(serialization.Encoding.PEM)
