@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -21,41 +19,10 @@ from sandbox.inbox import CapturedMessage
 from sandbox.webhook_keys import SNS_CERT_PATH, WebhookKeys
 from sandbox.webhooks import WebhookPoster, WebhookTarget
 from tests.processes import free_ports
+from tests.sandbox.recording_site import Site
 
 KEYS = WebhookKeys.generate()
 SECRET = "sandbox:poster-secret"
-
-
-class Site:
-    """Records every post; answers ``status`` after ``stall`` seconds."""
-
-    def __init__(self) -> None:
-        self.posts: list[tuple[str, dict[str, str], bytes]] = []
-        self.status = 200
-        self.stall = 0.0
-        site = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                site.posts.append((self.path, dict(self.headers), body))
-                time.sleep(site.stall)
-                self.send_response(site.status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

@@ -160,7 +160,9 @@ class Command(BaseCommand):
                 + f"  {shown}"
             )
 
-    def _send_events(self, sandbox: Sandbox, config) -> None:
+    @staticmethod
+    def _send_events(sandbox: Sandbox, config) -> str:
+        """Post delivery events to the site of ``SANDBOX_WEBHOOK_URL``; the banner's line."""
         from pathlib import Path
 
         from sandbox.webhook_keys import WebhookKeys
@@ -173,9 +175,7 @@ class Command(BaseCommand):
             keys=keys,
             delay=config.event_delay_ms / 1000,
         )
-        self.stdout.write(
-            f"  events    posted to {config.webhook_url}/webhooks/<provider>/tracking/"
-        )
+        return f"  events    posted to {config.webhook_url}/webhooks/<provider>/tracking/"
 
     def _run(self, host: str | None) -> None:
         config = load()
@@ -195,8 +195,9 @@ class Command(BaseCommand):
             raise CommandError(exc.strerror) from None
         except OSError as exc:
             raise CommandError(f"the sandbox could not start: {exc}") from None
+        events = "  events    none (SANDBOX_WEBHOOK_URL unset)"
         if config.webhook_url:
-            self._send_events(sandbox, config)
+            events = self._send_events(sandbox, config)
 
         stop = threading.Event()
         previous = {
@@ -215,7 +216,7 @@ class Command(BaseCommand):
                 f"  SMTP      {sandbox.smtp_host}:{sandbox.smtp_port}  "
                 f"(AUTH {sandbox.smtp_username} / SANDBOX_SMTP_PASSWORD, or none)\n"
                 f"  verified  {domains}\n"
-                f"  API       {url}/api/messages  /api/stats  /api/faults"
+                f"  API       {url}/api/messages  /api/stats  /api/faults\n{events}"
             )
             self.stdout.flush()
             while not stop.wait(1.0):
