@@ -137,6 +137,8 @@ class Sandbox:
         """Post delivery events for what the emulators accept to the site at ``url`` (basic auth
         ``secret``), signed with ``keys`` (made here if not given); returns the keys, whose public
         parts the site needs (``sandbox.webhook_keys.site_environment``)."""
+        if not self.running:
+            raise RuntimeError("start the sandbox first: its URL serves the SNS certificate")
         keys = keys or WebhookKeys.generate()
         target = WebhookTarget(url, secret, keys, self.http_url + SNS_CERT_PATH, delay)
         self.webhooks.configure(target)

@@ -75,7 +75,7 @@ class WebhookPoster:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._session = requests.Session()
-        self.results: deque[Result] = deque(maxlen=1000)
+        self._results: deque[Result] = deque(maxlen=1000)
 
     @property
     def target(self) -> WebhookTarget | None:
@@ -87,7 +87,7 @@ class WebhookPoster:
             self._target = target
             if target is None:
                 self._heap.clear()
-            self.results.clear()
+            self._results.clear()
             self._cond.notify_all()
 
     def accepted(
@@ -114,7 +114,7 @@ class WebhookPoster:
     def recent(self) -> list[Result]:
         """What became of the last posts, oldest first."""
         with self._cond:
-            return list(self.results)
+            return list(self._results)
 
     def pending(self) -> int:
         with self._cond:
@@ -124,7 +124,7 @@ class WebhookPoster:
         """Block until ``predicate(results)`` holds or ``timeout`` passes (tests)."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while not predicate(list(self.results)):
+            while not predicate(list(self._results)):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -193,7 +193,7 @@ class WebhookPoster:
                 "; dropped" if status == 0 or status in TRANSIENT else "",
             )
         self._record(item, status)
-        if item.fault == "duplicate" and item.attempts == 1 and status < 300:
+        if item.fault == "duplicate" and 0 < status < 300:
             self._record(item, self._send(item.post, target))  # the same event again
 
     def _send(self, post: Post, target: WebhookTarget) -> int:
@@ -218,5 +218,5 @@ class WebhookPoster:
             item.provider, item.kind, item.post.recipient, status, item.attempts, item.fault
         )
         with self._cond:
-            self.results.append(result)
+            self._results.append(result)
             self._cond.notify_all()

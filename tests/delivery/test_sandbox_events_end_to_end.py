@@ -65,7 +65,7 @@ def test_a_bounce_and_a_complaint_suppress_the_next_invitation(stack, organizer)
         "bounce@sandbox.test": "hard_bounce",
         "complaint@sandbox.test": "complaint",
     }
-    assert all(r.status == 200 for r in stack.webhooks.results)  # nothing refused
+    assert all(r.status == 200 for r in stack.webhooks.recent())  # nothing refused
 
     before = calls(stack)
     for invitation in Invitation.objects.filter(pk__in=[i.pk for i in invitations]):

@@ -62,7 +62,7 @@ def test_events_are_posted_when_due_with_basic_auth(poster, site):
     path, headers, _ = site.posts[0]
     assert path == "/webhooks/sendgrid/tracking/"
     assert headers["Authorization"] == "Basic " + base64.b64encode(SECRET.encode()).decode()
-    assert [r.status for r in poster.results] == [200, 200]
+    assert [r.status for r in poster.recent()] == [200, 200]
 
 
 def test_a_site_that_is_down_is_retried_then_the_event_dropped(poster):
@@ -71,7 +71,7 @@ def test_a_site_that_is_down_is_retried_then_the_event_dropped(poster):
     poster.accepted("mailgun", [copy("guest@sandbox.test")], None)
 
     assert poster.wait_for(lambda results: len(results) == 1, timeout=10)
-    [result] = poster.results
+    [result] = poster.recent()
     assert (result.status, result.attempts) == (0, webhooks.RETRIES + 1)
     assert poster.pending() == 0
 
@@ -89,7 +89,7 @@ def test_a_5xx_is_retried_and_a_refusal_is_not(poster, site):
     site.status = 400
     poster.accepted("sendgrid", [copy("guest@sandbox.test")], "bad_signature")
     assert poster.wait_for(lambda results: len(results) == 2, timeout=10)
-    assert len(site.posts) == 1 and poster.results[-1].status == 400
+    assert len(site.posts) == 1 and poster.recent()[-1].status == 400
 
 
 def test_the_duplicate_fault_posts_the_same_event_twice(poster, site):
@@ -130,7 +130,7 @@ def test_the_emulator_answers_while_the_site_stalls(sandbox: Sandbox, site):
         )
         assert answer.status_code == 202 and time.monotonic() - started < 1.0
         assert sandbox.webhooks.wait_for(lambda results: len(results) == 1, timeout=15)
-        assert sandbox.webhooks.results[0].fault == "stale"
+        assert sandbox.webhooks.recent()[0].fault == "stale"
         cert = requests.get(sandbox.http_url + SNS_CERT_PATH, timeout=5)
         assert cert.content == KEYS.sns_certificate
         [posted] = requests.get(f"{sandbox.http_url}/api/webhooks", timeout=5).json()
