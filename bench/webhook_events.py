@@ -20,6 +20,7 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import random
 import sys
 import threading
@@ -276,7 +277,7 @@ def sent_jobs(count: int) -> dict[int, str]:
 
 def run(total: int = 10_000) -> dict:
     """The full-size run, inside ``./dev bench`` (its own database, gunicorn on it)."""
-    from bench import processes, stack
+    from bench import cpu, processes, stack
 
     jobs = sent_jobs(max(1, total // EVENTS_PER_JOB))
     plan = make_plan(jobs, total)
@@ -297,14 +298,22 @@ def run(total: int = 10_000) -> dict:
     )
     try:
         stack.wait_until(lambda: _answers(port, web), timeout=60, what="gunicorn")
+        load_before, cpu_before = os.getloadavg()[0], cpu.tree_seconds(web.popen.pid)
         outcome = post_all(f"http://127.0.0.1:{port}", plan)
+        web_cpu = cpu.tree_seconds(web.popen.pid) - cpu_before
     finally:
         web.stop()
     problems = check(plan, outcome)
     result = summary(
         plan, outcome, problems, jobs=len(jobs), server="gunicorn, 4 workers x 4 threads"
     )
+    # CPU per event is what the machine's other load does not change much; the rate is not.
+    result["web_cpu_ms_per_event"] = round(web_cpu * 1000 / plan.events_posted, 2)
+    result["load_average"] = [round(load_before, 1), round(os.getloadavg()[0], 1)]
     print_table(result)
+    print(
+        f"web process CPU {result['web_cpu_ms_per_event']} ms/event; load {result['load_average']}"
+    )
     return result
 
 
