@@ -52,7 +52,7 @@ OUTCOMES = {
 OUTCOME_OF = {state: code for code, (_, states) in OUTCOMES.items() for state in states}
 LABELS.update({code: label for code, (label, _) in OUTCOMES.items()})
 REASONS = {
-    State.DEFERRED: "the receiving server is deferring it; the provider keeps trying",
+    State.DEFERRED: "the receiving server is deferring it; it will be tried again",
     State.BOUNCED_SOFT: "the receiving server turned it away for now (a full mailbox, say)",
     State.BOUNCED_HARD: "the address does not exist",
     State.COMPLAINED: "the guest marked it as spam",
