@@ -22,11 +22,19 @@ sys.path.insert(0, str(ROOT))
 from bench import processes, stack  # noqa: E402 - after sys.path
 
 RESULTS = ROOT / "bench" / "results"
-BENCHMARKS = ("fanout", "bulk_invite", "contention", "ranking", "soak", "slow_provider")
+BENCHMARKS = (
+    "fanout",
+    "bulk_invite",
+    "contention",
+    "ranking",
+    "soak",
+    "slow_provider",
+    "webhook_events",
+)
 
 
 def plan(args):
-    from bench import bulk_invite, contention, fanout, ranking, slow_provider, soak
+    from bench import bulk_invite, contention, fanout, ranking, slow_provider, soak, webhook_events
 
     return [
         ("fanout", f"1. fan-out, {args.messages} messages", lambda: fanout.run(args.messages)),
@@ -35,6 +43,7 @@ def plan(args):
         ("ranking", "4. ranking overhead", ranking.run),
         ("soak", f"5. soak, {args.soak} messages, one worker", lambda: soak.run(args.soak)),
         ("slow_provider", "6. one slow provider", slow_provider.run),
+        ("webhook_events", "7. webhook events", lambda: webhook_events.run(args.webhook_events)),
     ]
 
 
@@ -68,6 +77,7 @@ def main() -> int:
     parser.add_argument("names", nargs="*", metavar="name", help=f"any of {', '.join(BENCHMARKS)}")
     parser.add_argument("--messages", type=int, default=10_000, help="fan-out size")
     parser.add_argument("--soak", type=int, default=100_000, help="soak size")
+    parser.add_argument("--webhook-events", type=int, default=10_000, help="webhook events")
     args = parser.parse_args()
     unknown = set(args.names) - set(BENCHMARKS)
     if unknown:
