@@ -1,8 +1,9 @@
 """The delivery-event loop end to end with real processes (#16, "Proof"): a web process takes
 the webhooks, a Celery worker sends, the sandbox (in threads of this process) plays the
 providers, both sides configured as ``./dev up`` configures them (sandbox.webhook_keys). Three
-guests are invited: one is delivered, one bounces, one complains; once their events are in, a
-resend to all three makes exactly one provider call, the other two ending ``suppressed``."""
+guests are invited: one is delivered, one bounces, one complains; once their events are in (the
+jobs' delivery states, the suppression list, the organizer's guest list), a resend to all three
+makes exactly one provider call, the other two ending ``suppressed``."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from invitations.models import Invitation
 from invitations.services import invitation_resend
 from sandbox.webhook_keys import site_environment
 from tests.delivery.sandbox_site import KEYS, SECRET
+from tests.delivery.webhooks.test_guest_list_outcomes import rows
 from tests.events.factories import invite, make_event
 from tests.processes import CeleryWorker, WebServer, wait_for
 
@@ -55,7 +57,12 @@ def calls(sandbox) -> int:
     return sum(counts["calls"] for counts in sandbox.inbox.stats().values())
 
 
-def test_a_bounce_and_a_complaint_suppress_the_next_invitation(stack, organizer):
+def guest_list(client, event) -> dict[str, str]:
+    """Each guest's invitation-email cell on the organizer's event page, as text."""
+    return rows(client.get(f"/events/{event.pk}/").content.decode())
+
+
+def test_a_bounce_and_a_complaint_suppress_the_next_invitation(stack, organizer, organizer_client):
     event = make_event(organizer)
     invitations = invite(event, *GUESTS)
 
@@ -66,6 +73,11 @@ def test_a_bounce_and_a_complaint_suppress_the_next_invitation(stack, organizer)
         "complaint@sandbox.test": "complaint",
     }
     assert all(r.status == 200 for r in stack.webhooks.recent())  # nothing refused
+    shown = guest_list(organizer_client, event)
+    assert shown["guest@sandbox.test"] == "delivered"
+    assert shown["bounce@sandbox.test"].startswith("bounced")
+    assert "the address does not exist" in shown["bounce@sandbox.test"]
+    assert shown["complaint@sandbox.test"].startswith("marked as spam")
 
     before = calls(stack)
     for invitation in Invitation.objects.filter(pk__in=[i.pk for i in invitations]):
@@ -86,3 +98,7 @@ def test_a_bounce_and_a_complaint_suppress_the_next_invitation(stack, organizer)
     assert calls(stack) - before == 1
     [again] = stack.inbox.messages()[-1:]
     assert again.to == ["guest@sandbox.test"]
+    shown = guest_list(organizer_client, event)
+    assert shown["bounce@sandbox.test"].startswith("suppressed")
+    assert "this address bounced before" in shown["bounce@sandbox.test"]
+    assert "marked an earlier email as spam" in shown["complaint@sandbox.test"]
