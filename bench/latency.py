@@ -160,12 +160,11 @@ def run(count: int, peer_messages: int = 1000, kinds=PROVIDERS) -> list[dict]:
             peers.post_office_run(kind, peer_count, latency),
             peer_count,
         )
-        bare_count = count if kind == "smtp" else peer_count
         measure(
             kind,
             f"bare {peers.SDK[kind]} loop ({connections} connections)",
-            peers.bare_run(kind, bare_count, latency, connections),
-            bare_count,
+            peers.bare_run(kind, peer_count, latency, connections),
+            peer_count,
         )
         if kind == "smtp":
             limit = connections / (latency / 1000)
