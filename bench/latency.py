@@ -113,9 +113,9 @@ def _phases(jobs, started: float) -> dict:
 
 
 def run(count: int, peer_messages: int = 1000, kinds=PROVIDERS) -> list[dict]:
-    unknown = set(kinds) - set(LATENCY_MS)
+    unknown = set(kinds) - set(PROVIDERS)
     if unknown:
-        raise ValueError(f"no latency run for {', '.join(sorted(unknown))}")
+        raise ValueError(f"no latency run for {', '.join(sorted(unknown))} (SES is not wired)")
     warnings.filterwarnings("ignore", message="No directory at", module="django.core.handlers")
     configure_sandbox_providers()
     connections = WORKERS * POOL * calls_in_flight()

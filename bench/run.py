@@ -84,13 +84,15 @@ def main() -> int:
         "--peer-messages", type=int, default=1000, help="latency: most messages a peer sends"
     )
     parser.add_argument(
-        "--providers", default="sendgrid,mailgun,smtp", help="latency: which providers (or ses)"
+        "--providers", default="sendgrid,mailgun,smtp", help="latency: which providers"
     )
     parser.add_argument("--soak", type=int, default=100_000, help="soak size")
     args = parser.parse_args()
     unknown = set(args.names) - set(BENCHMARKS)
     if unknown:
         parser.error(f"no benchmark named {', '.join(sorted(unknown))}")
+    if set(args.providers.split(",")) - {"sendgrid", "mailgun", "smtp"}:
+        parser.error("--providers takes a comma-separated list of sendgrid, mailgun, smtp")
     args.names = args.names or list(BENCHMARKS)
     try:
         stack.prepare()
