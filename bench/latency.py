@@ -36,7 +36,7 @@ from bench.rows import delete_since, next_job_id
 from bench.stack import configure_sandbox_providers, wait_until
 
 LATENCY_MS = {"sendgrid": 150, "mailgun": 150, "smtp": 50, "ses": 80}
-PROVIDERS = ("sendgrid", "mailgun", "smtp")  # SES on request: see the README
+PROVIDERS = ("sendgrid", "mailgun", "smtp")  # the default; SES on request (--providers ses)
 TARGET_SECONDS = 10.0  # SendGrid or Mailgun, 10,000 invitations (issue #15)
 
 
@@ -113,9 +113,9 @@ def _phases(jobs, started: float) -> dict:
 
 
 def run(count: int, peer_messages: int = 1000, kinds=PROVIDERS) -> list[dict]:
-    unknown = set(kinds) - set(PROVIDERS)
+    unknown = set(kinds) - set(LATENCY_MS)
     if unknown:
-        raise ValueError(f"no latency run for {', '.join(sorted(unknown))} (SES is not wired)")
+        raise ValueError(f"no latency run for {', '.join(sorted(unknown))}")
     warnings.filterwarnings("ignore", message="No directory at", module="django.core.handlers")
     configure_sandbox_providers()
     connections = WORKERS * POOL * calls_in_flight()
@@ -152,7 +152,8 @@ def run(count: int, peer_messages: int = 1000, kinds=PROVIDERS) -> list[dict]:
     finally:
         for process in processes:
             process.stop()
-    for kind in kinds:
+    # SES: GPMAS alone, one SendEmail per message (moto has no SendBulkEmail to batch against).
+    for kind in (k for k in kinds if k != "ses"):
         latency = LATENCY_MS[kind]
         measure(
             kind,

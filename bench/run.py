@@ -91,8 +91,8 @@ def main() -> int:
     unknown = set(args.names) - set(BENCHMARKS)
     if unknown:
         parser.error(f"no benchmark named {', '.join(sorted(unknown))}")
-    if set(args.providers.split(",")) - {"sendgrid", "mailgun", "smtp"}:
-        parser.error("--providers takes a comma-separated list of sendgrid, mailgun, smtp")
+    if set(args.providers.split(",")) - {"sendgrid", "mailgun", "smtp", "ses"}:
+        parser.error("--providers takes a comma-separated list of sendgrid, mailgun, smtp, ses")
     args.names = args.names or list(BENCHMARKS)
     try:
         stack.prepare()
