@@ -133,6 +133,8 @@ class App:
                 return Response.json(200, self._events() or [])
             if parts == ["stats"] and method == "GET":
                 return Response.json(200, self.inbox.stats())
+            if parts == ["last-accepted"] and method == "GET":
+                return Response.json(200, self.inbox.last_accepted())
             if parts == ["faults"] and method == "GET":
                 return Response.json(200, self._faults_json())
             if parts and parts[0] == "faults" and method == "DELETE" and len(parts) <= 2:
