@@ -30,6 +30,7 @@ BENCHMARKS = (
     "soak",
     "slow_provider",
     "webhook_events",
+    "drain_scale",
 )
 
 
@@ -44,7 +45,14 @@ def plan(args):
         ("soak", f"5. soak, {args.soak} messages, one worker", lambda: soak.run(args.soak)),
         ("slow_provider", "6. one slow provider", slow_provider.run),
         ("webhook_events", "7. webhook events", lambda: webhook_events.run(args.webhook_events)),
+        ("drain_scale", "8. past one machine", lambda: _drain_scale(args)),
     ]
+
+
+def _drain_scale(args) -> dict:
+    from bench import drain_scale
+
+    return drain_scale.run(args.drain_jobs, args.drain_sends)
 
 
 def print_fanout_table(rows: list[dict]) -> None:
@@ -78,6 +86,8 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=10_000, help="fan-out size")
     parser.add_argument("--soak", type=int, default=100_000, help="soak size")
     parser.add_argument("--webhook-events", type=int, default=10_000, help="webhook events")
+    parser.add_argument("--drain-jobs", type=int, default=100_000, help="due jobs for one drain")
+    parser.add_argument("--drain-sends", type=int, default=300, help="messages per worker process")
     args = parser.parse_args()
     unknown = set(args.names) - set(BENCHMARKS)
     if unknown:
