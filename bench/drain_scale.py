@@ -10,8 +10,8 @@ rate of worker processes in a latency world.
    flight decide), ``--drain-sends`` messages per worker process; and one worker process to
    SendGrid at 150 ms per call, where jobs share calls (the highest rate one process reaches).
 
-The broker is a Redis server of the run's own (embedded, same version as the local one), so the
-published ids reach no other Celery on the machine and its command count is the drain's alone.
+The broker is a Redis server of the run's own (embedded redis-server), so its connections and
+command counts are this run's alone; the project's keys stay on the shared Redis.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
+from urllib.parse import urlsplit
 
 from bench.fanout import FROM_EMAIL, _only_provider, draft
 from bench.processes import start_beat, start_workers
@@ -170,12 +171,15 @@ def send_rate(provider: str, latency_ms: int, workers: int, count: int) -> dict:
     beat = start_beat()
     sent = EmailJob.objects.filter(status=EmailJob.Status.SENT)
     try:
+        broker_before = _broker_commands()
         started = time.time()
         system_resume(reason="benchmark: go", source="bench")
         wait_until(
             lambda: sent.count() >= count, timeout=max(300, count), interval=0.25, what="sent"
         )
         last = sent.aggregate(last=Max("finished_at"))["last"].timestamp()
+        broker_commands = _broker_commands() - broker_before
+        connections = [_connections(worker.popen.pid) for worker in started_workers]
     finally:
         beat.stop()
         for worker in started_workers:
@@ -190,14 +194,48 @@ def send_rate(provider: str, latency_ms: int, workers: int, count: int) -> dict:
         "seconds": seconds,
         "per_second": count / seconds,
         "per_second_per_worker": count / seconds / workers,
+        # Every command the broker ran (workers fetching and acknowledging, beat, the drain),
+        # a few polls after the last message included.
+        "broker_commands_per_message": broker_commands / count,
+        # Open TCP connections of each worker (main process and pool), by server.
+        "connections_per_worker": connections,
     }
     print(
         f"  {kind} at {latency_ms} ms, {workers} worker process(es): {count} in {seconds:.1f} s "
-        f"({result['per_second']:.0f}/s, {result['per_second_per_worker']:.0f}/s per process)",
+        f"({result['per_second']:.0f}/s, {result['per_second_per_worker']:.0f}/s per process); "
+        f"broker commands/message {result['broker_commands_per_message']:.2f}; "
+        f"connections of worker 1: {connections[0]}",
         flush=True,
     )
     EmailJob.objects.all().delete()
     return result
+
+
+def _broker_commands() -> int:
+    from gpmas.celery import app
+
+    with app.connection_for_write() as broker:
+        return broker.default_channel.client.info("stats")["total_commands_processed"]
+
+
+def _connections(pid: int) -> dict[str, int]:
+    """Established TCP connections of a worker (its main process and pool), by server port:
+    PostgreSQL, the project's Redis, the broker (the run's own Redis), the provider (sandbox)."""
+    import psutil
+    from django.conf import settings
+
+    ports = {
+        int(settings.DATABASES["default"]["PORT"] or 5432): "postgresql",
+        urlsplit(settings.REDIS_URL).port or 6379: "redis",
+        urlsplit(settings.CELERY_BROKER_URL).port: "broker",
+    }
+    main = psutil.Process(pid)
+    counts: Counter[str] = Counter()
+    for process in [main, *main.children(recursive=True)]:
+        for conn in process.net_connections(kind="tcp"):
+            if conn.status == psutil.CONN_ESTABLISHED and conn.raddr:
+                counts[ports.get(conn.raddr.port, "provider")] += 1
+    return dict(counts)
 
 
 def print_tables(result: dict) -> None:
