@@ -28,6 +28,7 @@ from bench.stack import SCRATCH, configure_sandbox_providers, sandbox_reset, wai
 ENQUEUE_CHUNK = 10_000
 WORKER_COUNTS = (1, 2, 4, 8)
 SMTP_MS, SENDGRID_MS = 50, 150
+PACED_JOBS = 20_000
 
 
 def run(jobs: int = 100_000, sends: int = 300) -> dict:
@@ -37,9 +38,15 @@ def run(jobs: int = 100_000, sends: int = 300) -> dict:
         drain = dispatch_rate(jobs)
         smtp = [send_rate("sandbox-smtp", SMTP_MS, n, sends * n) for n in WORKER_COUNTS]
         sendgrid = send_rate("sandbox-sendgrid", SENDGRID_MS, 1, max(2_000, sends * 8))
+        paced = beat_paced(PACED_JOBS)
     finally:
         broker.stop()
-    result = {"dispatch": drain, "smtp_curve": smtp, "sendgrid_one_worker": sendgrid}
+    result = {
+        "dispatch": drain,
+        "smtp_curve": smtp,
+        "sendgrid_one_worker": sendgrid,
+        "beat_paced": paced,
+    }
     print_tables(result)
     return result
 
@@ -209,6 +216,52 @@ def send_rate(provider: str, latency_ms: int, workers: int, count: int) -> dict:
     )
     EmailJob.objects.all().delete()
     return result
+
+
+def beat_paced(count: int) -> dict:
+    """A backlog deeper than ``GPMAS_DRAIN_LIMIT``, two workers and beat, SendGrid without
+    latency: does the periodic drain (a pass of at most the limit per interval) pace sending?
+    The sent count is sampled every 0.25 s; the longest time it stood still is the workers
+    waiting for the next pass."""
+    from delivery.models import EmailJob
+    from reliability.halt import system_resume
+
+    write_queue(count, "sandbox-sendgrid")
+    started_workers = start_workers(2)
+    beat = start_beat()
+    sent = EmailJob.objects.filter(status=EmailJob.Status.SENT)
+    samples: list[tuple[float, int]] = []
+    try:
+        started = time.time()
+        system_resume(reason="benchmark: go", source="bench")
+        while not samples or samples[-1][1] < count:
+            time.sleep(0.25)
+            samples.append((time.time() - started, sent.count()))
+            if samples[-1][0] > max(300, count / 20):
+                raise TimeoutError(f"{samples[-1][1]} of {count} sent")
+    finally:
+        beat.stop()
+        for worker in started_workers:
+            worker.stop()
+    still, last_change = 0.0, None  # from the first message sent on
+    for (at, number), (_, before) in zip(samples[1:], samples, strict=False):
+        if number != before:
+            last_change = at
+        elif last_change is not None:
+            still = max(still, at - last_change)
+    seconds = samples[-1][0]
+    print(
+        f"  beat-paced: {count} jobs, 2 workers, SendGrid without latency: {seconds:.1f} s "
+        f"({count / seconds:.0f}/s); sending stood still for up to {still:.1f} s at a time",
+        flush=True,
+    )
+    EmailJob.objects.all().delete()
+    return {
+        "jobs": count,
+        "seconds": seconds,
+        "per_second": count / seconds,
+        "longest_still": still,
+    }
 
 
 def _broker_commands() -> int:
