@@ -31,7 +31,7 @@ SMTP_MS, SENDGRID_MS = 50, 150
 PACED_JOBS = 20_000
 
 
-def run(jobs: int = 100_000, sends: int = 300) -> dict:
+def run(jobs: int = 100_000, sends: int = 500) -> dict:
     broker = _own_broker()
     try:
         configure_sandbox_providers()

@@ -87,7 +87,7 @@ def main() -> int:
     parser.add_argument("--soak", type=int, default=100_000, help="soak size")
     parser.add_argument("--webhook-events", type=int, default=10_000, help="webhook events")
     parser.add_argument("--drain-jobs", type=int, default=100_000, help="due jobs for one drain")
-    parser.add_argument("--drain-sends", type=int, default=300, help="messages per worker process")
+    parser.add_argument("--drain-sends", type=int, default=500, help="messages per worker process")
     args = parser.parse_args()
     unknown = set(args.names) - set(BENCHMARKS)
     if unknown:
