@@ -9,6 +9,8 @@ rate of worker processes in a latency world.
    deployed) to the sandbox's SMTP sink with 50 ms per message (no batch API: the calls in
    flight decide), ``--drain-sends`` messages per worker process; and one worker process to
    SendGrid at 150 ms per call, where jobs share calls (the highest rate one process reaches).
+3. Beat-paced: 20,000 jobs, two workers, beat, SendGrid without latency: whether the periodic
+   drain (at most ``GPMAS_DRAIN_LIMIT`` ids per ``GPMAS_DRAIN_INTERVAL_SECONDS``) paces sending.
 
 The broker is a Redis server of the run's own (embedded redis-server), so its connections and
 command counts are this run's alone; the project's keys stay on the shared Redis.
