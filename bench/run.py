@@ -31,6 +31,7 @@ BENCHMARKS = (
     "slow_provider",
     "webhook_events",
     "latency",
+    "drain_scale",
 )
 
 
@@ -59,7 +60,14 @@ def plan(args):
             f"8. latency world, {args.messages} invitations",
             lambda: latency.run(args.messages, args.peer_messages, args.providers.split(",")),
         ),
+        ("drain_scale", "9. past one machine", lambda: _drain_scale(args)),
     ]
+
+
+def _drain_scale(args) -> dict:
+    from bench import drain_scale
+
+    return drain_scale.run(args.drain_jobs, args.drain_sends)
 
 
 def print_fanout_table(rows: list[dict]) -> None:
@@ -99,6 +107,8 @@ def main() -> int:
     )
     parser.add_argument("--soak", type=int, default=100_000, help="soak size")
     parser.add_argument("--webhook-events", type=int, default=10_000, help="webhook events")
+    parser.add_argument("--drain-jobs", type=int, default=100_000, help="due jobs for one drain")
+    parser.add_argument("--drain-sends", type=int, default=500, help="messages per worker process")
     args = parser.parse_args()
     unknown = set(args.names) - set(BENCHMARKS)
     if unknown:

@@ -3,7 +3,7 @@
 from celery import shared_task
 
 from delivery import dispatch, sending
-from delivery.publishing import publish_or_fail_fast
+from delivery.publishing import fail_fast_publisher
 
 
 @shared_task(name="gpmas.delivery.drain", ignore_result=True)
@@ -16,10 +16,8 @@ def send_jobs(job_ids: list[int]) -> None:
     sending.jobs_send(job_ids=job_ids, hand_over=True)
 
 
-def publish_send_jobs(job_ids: list[int]) -> None:
-    publish_or_fail_fast(send_jobs, job_ids)
-
-
 def drain_now() -> dispatch.DrainReport:
-    """One drain of the outbox, publishing due jobs to the workers (beat, nudges, commands)."""
-    return dispatch.outbox_drain(publish=publish_send_jobs)
+    """One drain of the outbox, publishing due jobs to the workers (beat, nudges, commands),
+    every batch over one broker connection."""
+    with fail_fast_publisher(send_jobs) as publish_send_jobs:
+        return dispatch.outbox_drain(publish=publish_send_jobs)
