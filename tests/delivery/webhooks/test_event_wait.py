@@ -68,6 +68,28 @@ def test_an_unknown_outcome_at_a_provider_with_webhooks_waits_instead_of_failing
     assert all_calls(clean_sandbox) == 1
 
 
+def test_a_batch_call_with_an_unknown_outcome_sends_none_of_its_messages_again(
+    sendgrid, clean_sandbox, monkeypatch, client
+):
+    """A SendGrid batch whose answer was lost: every job waits, then each one's event sends it."""
+    real = SendGridAdapter.send_batch
+
+    def answer_lost(self, messages):
+        real(self, messages)
+        raise SendError(ErrorClass.UNKNOWN, "read timed out after sending", code="timeout")
+
+    monkeypatch.setattr(SendGridAdapter, "send_batch", answer_lost)
+    jobs = [new_job() for _ in range(3)]
+
+    results = jobs_send(job_ids=[job.pk for job in jobs])
+
+    assert set(results.values()) == {Status.RETRYING}
+    assert calls(clean_sandbox) == 1
+    post_sendgrid(client, [sendgrid_event(job, event="processed") for job in jobs])
+    assert set(EmailJob.objects.values_list("status", flat=True)) == {Status.SENT}
+    assert calls(clean_sandbox) == 1
+
+
 @pytest.mark.parametrize("event", ["processed", "delivered", "deferred", "bounce"])
 def test_an_event_for_the_waiting_job_marks_it_sent_without_a_second_call(
     providers_in_fixed_order, clean_sandbox, monkeypatch, client, event
