@@ -34,7 +34,8 @@ from bench.chaos_report import RESULTS, run_suite  # noqa: E402 - after sys.path
 SCENARIOS = "pool_children_killed or worker_main_process_killed"
 HEADER = (
     "| configuration | scenario | submitted | lost | duplicated jobs | extra copies "
-    "| duplicates by provider | recovery p99 (s) |\n|---|---|---:|---:|---:|---:|---|---:|"
+    "| copies of the duplicated jobs, by provider | recovery p99 (s) |\n"
+    "|---|---|---:|---:|---:|---:|---|---:|"
 )
 
 
