@@ -23,6 +23,7 @@ import datetime as dt
 import json
 import os
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -34,8 +35,8 @@ from bench.chaos_report import RESULTS, run_suite  # noqa: E402 - after sys.path
 SCENARIOS = "pool_children_killed or worker_main_process_killed"
 HEADER = (
     "| configuration | scenario | submitted | lost | duplicated jobs | extra copies "
-    "| copies of the duplicated jobs, by provider | recovery p99 (s) |\n"
-    "|---|---|---:|---:|---:|---:|---|---:|"
+    "| copies of the duplicated jobs, by provider | recovery p99 (s) | event lag p50 / max (s) |\n"
+    "|---|---|---:|---:|---:|---:|---|---:|---|"
 )
 
 
@@ -58,11 +59,23 @@ def main() -> int:
     }
     results, worst = [], 0
     for name, env in configurations.items():
-        status, rows = run_suite(args.scale, SCENARIOS, env)
+        with tempfile.TemporaryDirectory() as scratch:
+            lags_path = Path(scratch) / "lags.jsonl"
+            env = {**env, "GPMAS_CHAOS_EVENTS_REPORT": str(lags_path)}
+            status, rows = run_suite(args.scale, SCENARIOS, env)
+            lags = read_lines(lags_path) if env["GPMAS_CHAOS_PROVIDER_EVENTS"] else []
         worst = worst or status
-        results += [{"configuration": name, "pytest_status": status, **row} for row in rows]
+        lags += [{}] * (len(rows) - len(lags))  # one per scenario, in the order they ran
+        results += [
+            {"configuration": name, "pytest_status": status, **row, "event_lag": lag}
+            for row, lag in zip(rows, lags, strict=False)
+        ]
     write(args, results, worst)
     return worst
+
+
+def read_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def table_row(row: dict) -> str:
@@ -70,9 +83,11 @@ def table_row(row: dict) -> str:
     providers = Counter(p for d in row["duplicates"] for p in d["providers"])
     by_provider = ", ".join(f"{kind} {n}" for kind, n in sorted(providers.items())) or "–"
     p99 = "–" if row["recovery_p99"] is None else f"{row['recovery_p99']:.1f}"
+    lag = row.get("event_lag") or {}
+    lags = f"{lag['lag_p50']:.1f} / {lag['lag_max']:.1f}" if lag.get("events") else "–"
     return (
         f"| {row['configuration']} | {row['scenario']} | {row['submitted']} | {row['lost']} "
-        f"| {len(row['duplicates'])} | {copies} | {by_provider} | {p99} |"
+        f"| {len(row['duplicates'])} | {copies} | {by_provider} | {p99} | {lags} |"
     )
 
 

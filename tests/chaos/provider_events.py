@@ -12,7 +12,9 @@ and the HTTP round trip are left out: the webhook tests cover them (tests/delive
 
 from __future__ import annotations
 
+import json
 import os
+import statistics
 import threading
 import time
 
@@ -31,6 +33,8 @@ DELAY = os.environ.get("GPMAS_CHAOS_PROVIDER_EVENTS", "")
 # Short, so a job never reported is resent within the scenario and its copies are counted.
 WAIT = os.environ.get("GPMAS_CHAOS_EVENT_WAIT_SECONDS", "30")
 POSTING = ("sendgrid", "mailgun", "ses")
+# Where each scenario's event lags go, one JSON line per scenario (bench/event_wait_chaos.py).
+LAG_REPORT = os.environ.get("GPMAS_CHAOS_EVENTS_REPORT", "")
 
 
 def stack_env() -> dict[str, str]:
@@ -53,6 +57,7 @@ class ProviderEvents:
         self.inbox = sandbox.inbox
         self.delay = delay
         self.reported: set[str] = set()
+        self.lags: list[float] = []  # seconds from capture to the event applied
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="provider-events")
 
@@ -63,6 +68,18 @@ class ProviderEvents:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(30)
+        if LAG_REPORT:
+            with open(LAG_REPORT, "a", encoding="utf-8") as out:
+                out.write(json.dumps(self.lag_summary()) + "\n")
+
+    def lag_summary(self) -> dict:
+        """How late the events really came: the thread falls behind when the machine is busy."""
+        lags = sorted(self.lags) or [0.0]
+        return {
+            "events": len(self.lags),
+            "lag_p50": statistics.median(lags),
+            "lag_max": lags[-1],
+        }
 
     def _run(self) -> None:
         try:
@@ -78,6 +95,7 @@ class ProviderEvents:
                 self.reported.add(message.id)
                 with transaction.atomic():  # as the webhook view does, per request
                     apply_event(message.provider, delivered(message))
+                self.lags.append(time.time() - message.received_at)
 
 
 def delivered(message) -> AnymailTrackingEvent:
