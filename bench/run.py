@@ -22,11 +22,29 @@ sys.path.insert(0, str(ROOT))
 from bench import processes, stack  # noqa: E402 - after sys.path
 
 RESULTS = ROOT / "bench" / "results"
-BENCHMARKS = ("fanout", "bulk_invite", "contention", "ranking", "soak", "slow_provider")
+BENCHMARKS = (
+    "fanout",
+    "bulk_invite",
+    "contention",
+    "ranking",
+    "soak",
+    "slow_provider",
+    "webhook_events",
+    "latency",
+)
 
 
 def plan(args):
-    from bench import bulk_invite, contention, fanout, ranking, slow_provider, soak
+    from bench import (
+        bulk_invite,
+        contention,
+        fanout,
+        latency,
+        ranking,
+        slow_provider,
+        soak,
+        webhook_events,
+    )
 
     return [
         ("fanout", f"1. fan-out, {args.messages} messages", lambda: fanout.run(args.messages)),
@@ -35,6 +53,12 @@ def plan(args):
         ("ranking", "4. ranking overhead", ranking.run),
         ("soak", f"5. soak, {args.soak} messages, one worker", lambda: soak.run(args.soak)),
         ("slow_provider", "6. one slow provider", slow_provider.run),
+        ("webhook_events", "7. webhook events", lambda: webhook_events.run(args.webhook_events)),
+        (
+            "latency",
+            f"8. latency world, {args.messages} invitations",
+            lambda: latency.run(args.messages, args.peer_messages, args.providers.split(",")),
+        ),
     ]
 
 
@@ -66,12 +90,21 @@ def _ms(value: float | None) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", metavar="name", help=f"any of {', '.join(BENCHMARKS)}")
-    parser.add_argument("--messages", type=int, default=10_000, help="fan-out size")
+    parser.add_argument("--messages", type=int, default=10_000, help="fan-out and latency size")
+    parser.add_argument(
+        "--peer-messages", type=int, default=1000, help="latency: most messages a peer sends"
+    )
+    parser.add_argument(
+        "--providers", default="sendgrid,mailgun,smtp", help="latency: which providers"
+    )
     parser.add_argument("--soak", type=int, default=100_000, help="soak size")
+    parser.add_argument("--webhook-events", type=int, default=10_000, help="webhook events")
     args = parser.parse_args()
     unknown = set(args.names) - set(BENCHMARKS)
     if unknown:
         parser.error(f"no benchmark named {', '.join(sorted(unknown))}")
+    if set(args.providers.split(",")) - {"sendgrid", "mailgun", "smtp", "ses"}:
+        parser.error("--providers takes a comma-separated list of sendgrid, mailgun, smtp, ses")
     args.names = args.names or list(BENCHMARKS)
     try:
         stack.prepare()
@@ -95,6 +128,10 @@ def main() -> int:
         stack.finish()
     if "fanout" in report["results"]:
         print_fanout_table(report["results"]["fanout"])
+    if "latency" in report["results"]:
+        from bench.latency import print_table
+
+        print_table(report["results"]["latency"])
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / "bench.json"
     path.write_text(json.dumps(report, indent=2, default=str))

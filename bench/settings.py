@@ -5,8 +5,9 @@ backend points at the sandbox sink, so every contestant hands its mail to the sa
 """
 
 from gpmas.settings import *  # noqa: F403
-from gpmas.settings import INSTALLED_APPS
+from gpmas.settings import ANYMAIL, INSTALLED_APPS
 from sandbox import config
+from sandbox.providers import MAILGUN_DOMAIN
 
 _SANDBOX = config.load()
 
@@ -22,10 +23,24 @@ EMAIL_TIMEOUT = 20
 # django-post-office sends through Django's SMTP backend with its documented multi-threaded
 # defaults (one process, five threads per process, batches of 100).
 POST_OFFICE = {
-    "BACKENDS": {"default": EMAIL_BACKEND},
+    "BACKENDS": {
+        "default": EMAIL_BACKEND,
+        # The latency benchmark (bench/latency.py): post-office with django-anymail, the usual
+        # pairing for an HTTP provider, pointed at the sandbox's emulators.
+        "sendgrid": "anymail.backends.sendgrid.EmailBackend",
+        "mailgun": "anymail.backends.mailgun.EmailBackend",
+    },
     "THREADS_PER_PROCESS": 5,
     "BATCH_SIZE": 100,
     "LOG_LEVEL": 0,
+}
+ANYMAIL = {
+    **ANYMAIL,  # the webhook settings stay
+    "SENDGRID_API_KEY": _SANDBOX.api_key,
+    "SENDGRID_API_URL": f"{_SANDBOX.http_url}/v3/",
+    "MAILGUN_API_KEY": _SANDBOX.api_key,
+    "MAILGUN_API_URL": f"{_SANDBOX.http_url}/v3",
+    "MAILGUN_SENDER_DOMAIN": MAILGUN_DOMAIN,
 }
 # django-mailer: its send_all() takes a lock; keep the lock file in the scratch directory.
 MAILER_EMAIL_BACKEND = EMAIL_BACKEND

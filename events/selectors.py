@@ -44,7 +44,8 @@ def guest_count_annotations() -> dict[str, Count]:
 def delivery_counts(events: list[Event], now: dt.datetime | None = None) -> dict[int, dict]:
     """Per event: its emails (invitations, answers, reminders, notices) by what the organizer
     reads (``delivery.progress``): scheduled (with the earliest date), waiting to send, sending,
-    sent, failed. One query."""
+    sent, failed (suppressed among them), and what the providers' events said after sending
+    (delivered, delayed, bounced, marked as spam, unsubscribed). One query."""
     now = now or timezone.now()
     topics = {}
     for event in events:
@@ -54,7 +55,7 @@ def delivery_counts(events: list[Event], now: dt.datetime | None = None) -> dict
     later = Q(status__in=progress.NOT_SENT_YET, not_before__gt=now)
     rows = (
         EmailJob.objects.filter(topic__in=list(topics))
-        .values_list("topic", "status")
+        .values_list("topic", "status", "delivery_state")
         .annotate(
             later=Case(When(later, then=True), default=False, output_field=BooleanField()),
             n=Count("id"),
@@ -62,9 +63,9 @@ def delivery_counts(events: list[Event], now: dt.datetime | None = None) -> dict
         )
         .order_by()
     )
-    for topic, status, is_later, n, first in rows:
+    for topic, status, state, is_later, n, first in rows:
         code = progress.SCHEDULED if is_later else progress.progress_code(status, None, now)
-        progress.add_to_counts(counts[topics[topic]], code, n, first)
+        progress.add_to_counts(counts[topics[topic]], code, n, first, state)
     return {event.pk: counts[event.pk] for event in events}
 
 

@@ -17,8 +17,9 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from delivery import availability, selectors
+from delivery import availability, reputation, selectors
 from delivery.models import Provider
+from delivery.reputation import Reputation
 from delivery.selectors import Latency, MinuteCount, ProviderHealth
 
 WINDOW_MINUTES = 60
@@ -36,6 +37,7 @@ class ProviderReport:
     minutes: list[MinuteCount]
     latency: Latency | None  # None without calls in the latency window
     shares: list[float | None]  # share of all calls, minute by minute, oldest first
+    reputation: Reputation  # bounces and complaints over the last 24 h
 
     @property
     def failing(self) -> bool:
@@ -71,6 +73,7 @@ def health_report(*, now: dt.datetime | None = None) -> Report:
     shares = selectors.traffic_shares(minutes, last=SHARE_MINUTES)
     latency = selectors.latencies(minutes=LATENCY_MINUTES, now=now)
     window = selectors.minute_window(minutes=SHARE_MINUTES, now=now)
+    rates = reputation.reputations(now=now)
     return Report(
         generated_at=now,
         queue=selectors.queue_depth(),
@@ -83,6 +86,7 @@ def health_report(*, now: dt.datetime | None = None) -> Report:
                 minutes[p.pk],
                 latency.get(p.pk),
                 shares[p.pk],
+                rates.get(p.pk, Reputation()),
             )
             for p in providers
         ],
@@ -216,6 +220,7 @@ def provider_health_page(request: HttpRequest) -> HttpResponse:
         "legend": availability.legend(),
         "threshold": settings.GPMAS_OPEN_THRESHOLD,
         "failing": [r.provider.name for r in report.providers if r.failing],
+        "reputation_note": reputation.NOTE,
     }
     return render(request, "gpmas/provider_health.html", context)
 
@@ -251,6 +256,7 @@ def _provider_json(row: ProviderReport) -> dict:
         "latency_ms": _latency_json(row.latency),
         "in_flight": view.in_flight if view else None,
         "share_per_minute": row.shares,
+        "last_24h": _reputation_json(row.reputation),
         "minutes": [{**m._asdict(), "minute": m.minute.isoformat()} for m in row.minutes],
     }
 
@@ -259,3 +265,14 @@ def _latency_json(latency: Latency | None) -> dict | None:
     if latency is None:
         return None
     return {"p50": round(latency.p50_ms), "p95": round(latency.p95_ms), "calls": latency.calls}
+
+
+def _reputation_json(rates: Reputation) -> dict:
+    return {
+        "sent": rates.sent,
+        "bounces": rates.bounces,
+        "complaints": rates.complaints,
+        "bounce_rate": rates.bounce_rate,
+        "complaint_rate": rates.complaint_rate,
+        "warnings": rates.warnings(),
+    }

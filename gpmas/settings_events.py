@@ -1,7 +1,7 @@
 """Settings of the delivery events (docs/architecture.md, "Delivery events"), read by
 ``gpmas.settings``; every variable is in the README's configuration table."""
 
-from gpmas.env import env_int, env_list, env_str
+from gpmas.env import ConfigError, env_bool, env_int, env_list, env_str
 
 # The providers' tracking webhooks, /webhooks/<sendgrid|mailgun|amazon_ses>/tracking/. Secrets
 # only from the environment; a webhook whose secrets are unset refuses every post (403).
@@ -28,3 +28,9 @@ GPMAS_COMPLAINT_SUPPRESSION_DAYS = env_int("GPMAS_COMPLAINT_SUPPRESSION_DAYS", 0
 # this long: an event for it meanwhile marks it sent without a second call (delivery.event_wait).
 # 0 = retry after the usual backoff, as for a provider that posts no events.
 GPMAS_EVENT_WAIT_SECONDS = env_int("GPMAS_EVENT_WAIT_SECONDS", 600, minimum=0)
+# Development only: the one signing-certificate URL trusted besides SNS's own hosts, where the
+# sandbox (which plays SNS in ./dev up and the tests) serves its certificate. Refused at start-up
+# unless DEBUG is on, and ignored unless DEBUG is on, so production can never trust it.
+GPMAS_SANDBOX_SNS_CERT_URL = env_str("GPMAS_SANDBOX_SNS_CERT_URL").strip()
+if GPMAS_SANDBOX_SNS_CERT_URL and not env_bool("DEBUG", False):
+    raise ConfigError("GPMAS_SANDBOX_SNS_CERT_URL", "is for development only and needs DEBUG=1")

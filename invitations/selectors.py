@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterable, Iterator
 
 from django.conf import settings
-from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models import Case, Count, F, Q, QuerySet, Sum, TextField, Value, When
 from django.utils import timezone
 
 from delivery import progress
@@ -15,7 +15,14 @@ from invitations.models import Invitation
 
 Rsvp = Invitation.Rsvp
 RSVP_FILTERS = [*Rsvp.values, "revoked"]
-DELIVERY_FILTERS = [progress.LABELS[code] for code in progress.LABELS]
+# The delivery filter's choices, in two groups: the sending, then what the provider said after.
+DELIVERY_FILTERS = [
+    (
+        "Sending",
+        [label for code, label in progress.LABELS.items() if code not in progress.OUTCOMES],
+    ),
+    ("After sending", [progress.LABELS[code] for code in progress.OUTCOMES]),
+]
 BY_LABEL = {label: code for code, label in progress.LABELS.items()}
 
 
@@ -47,8 +54,18 @@ def guest_list(
 
 
 def with_delivery(guests: QuerySet[Invitation]) -> QuerySet[Invitation]:
+    """The invitation email's state, in the same query: its status, due date, delivery state,
+    and for a suppressed one the note that says why (``delivery.progress.not_sent_because``)."""
+    suppressed = Q(email_job__status=progress.SUPPRESSED)
     return guests.annotate(
-        delivery_status=F("email_job__status"), delivery_not_before=F("email_job__not_before")
+        delivery_status=F("email_job__status"),
+        delivery_not_before=F("email_job__not_before"),
+        delivery_state=F("email_job__delivery_state"),
+        delivery_note=Case(
+            When(suppressed, then=F("email_job__last_error")),
+            default=Value(""),
+            output_field=TextField(),
+        ),
     )
 
 
@@ -65,7 +82,12 @@ def with_progress(guests: Iterable[Invitation], event: Event, now: dt.datetime |
     for guest in guests:
         guest.undo_until = undo_until(guest, now)
         guest.delivery = progress.job_progress(
-            guest.delivery_status, guest.delivery_not_before, now=now, tz=event.tzinfo
+            guest.delivery_status,
+            guest.delivery_not_before,
+            now=now,
+            tz=event.tzinfo,
+            delivery_state=guest.delivery_state or "",
+            note=guest.delivery_note or "",
         )
     return guests
 

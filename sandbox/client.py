@@ -53,6 +53,10 @@ class SandboxClient:
     def stats(self) -> dict[str, dict[str, int]]:
         return self._call("GET", "/api/stats")
 
+    def last_accepted(self) -> dict[str, float]:
+        """Per provider, the Unix time of its last accepted call since the last reset."""
+        return self._call("GET", "/api/last-accepted")
+
     def faults(self) -> dict[str, dict[str, Any]]:
         return self._call("GET", "/api/faults")
 

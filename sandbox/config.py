@@ -12,6 +12,10 @@ import (no Django, no moto).
     SANDBOX_SMTP_USERNAME      sandbox                  SMTP AUTH user
     SANDBOX_SMTP_PASSWORD      sandbox-secret           SMTP AUTH password
     SANDBOX_VERIFIED_DOMAINS   example.com,gpmas.local  sender domains Mailgun and SES accept
+    SANDBOX_WEBHOOK_URL        (empty: no events)       the site the delivery events go to
+    SANDBOX_WEBHOOK_SECRET     (empty)                  basic auth "user:password" for them
+    SANDBOX_WEBHOOK_KEYS_DIR   (empty: new keys)        where the signing keys are kept
+    SANDBOX_EVENT_DELAY_MS     1000                     accepted -> delivered (and between events)
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ class SandboxConfig:
     smtp_username: str = "sandbox"
     smtp_password: str = "sandbox-secret"
     verified_domains: tuple[str, ...] = ("example.com", "gpmas.local")
+    webhook_url: str = ""
+    webhook_secret: str = ""
+    webhook_keys_dir: str = ""
+    event_delay_ms: int = 1000
 
     @property
     def http_url(self) -> str:
@@ -50,6 +58,10 @@ class SandboxConfig:
             "SANDBOX_SMTP_USERNAME": self.smtp_username,
             "SANDBOX_SMTP_PASSWORD": self.smtp_password,
             "SANDBOX_VERIFIED_DOMAINS": ",".join(self.verified_domains),
+            "SANDBOX_WEBHOOK_URL": self.webhook_url,
+            "SANDBOX_WEBHOOK_SECRET": self.webhook_secret,
+            "SANDBOX_WEBHOOK_KEYS_DIR": self.webhook_keys_dir,
+            "SANDBOX_EVENT_DELAY_MS": str(self.event_delay_ms),
         }
 
 
@@ -71,10 +83,18 @@ def load(environ: Mapping[str, str] | None = None) -> SandboxConfig:
         smtp_username=env.get("SANDBOX_SMTP_USERNAME", DEFAULTS.smtp_username),
         smtp_password=env.get("SANDBOX_SMTP_PASSWORD", DEFAULTS.smtp_password),
         verified_domains=_domains(env.get("SANDBOX_VERIFIED_DOMAINS")),
+        webhook_url=env.get("SANDBOX_WEBHOOK_URL", "").strip(),
+        webhook_secret=env.get("SANDBOX_WEBHOOK_SECRET", ""),
+        webhook_keys_dir=env.get("SANDBOX_WEBHOOK_KEYS_DIR", "").strip(),
+        event_delay_ms=_number(env, "SANDBOX_EVENT_DELAY_MS", DEFAULTS.event_delay_ms, 0, 600_000),
     )
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    return _number(env, name, default, 1, 65535)
+
+
+def _number(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
     raw = (env.get(name) or "").strip()
     if not raw:
         return default
@@ -82,10 +102,10 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
         value = int(raw)
     except ValueError:
         raise ConfigError(name, f"must be an integer, got {raw!r}") from None
-    if value < 1:
-        raise ConfigError(name, f"must be at least 1, got {value}")
-    if value > 65535:
-        raise ConfigError(name, f"must be at most 65535, got {value}")
+    if value < low:
+        raise ConfigError(name, f"must be at least {low}, got {value}")
+    if value > high:
+        raise ConfigError(name, f"must be at most {high}, got {value}")
     return value
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from sandbox import config
 from sandbox.port_owner import command_line, port_owner
 from sandbox.providers import sandbox_secrets
+from sandbox.webhook_keys import WebhookKeys, site_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 PORTS = {"GPMAS_WEB_PORT": 8000, "FLOWER_PORT": 5555}
@@ -29,6 +30,8 @@ PORTS = {"GPMAS_WEB_PORT": 8000, "FLOWER_PORT": 5555}
 SANDBOX_PORTS = ("SANDBOX_HTTP_PORT", "SANDBOX_SMTP_PORT", "SANDBOX_SES_BACKEND_PORT")
 EMBEDDED_REDIS_PORT = 6390
 PID_FILE = "devstack.pid"  # in GPMAS_DATA_DIR
+WEBHOOK_KEYS_DIR = "sandbox-webhook-keys"  # in GPMAS_DATA_DIR
+DEV_WEBHOOK_SECRET = "sandbox:sandbox-webhook-secret"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -58,6 +61,25 @@ def stack_environment() -> dict[str, str]:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def webhook_environment(env: dict[str, str], keys_dir: Path) -> dict[str, str]:
+    """Both sides of the delivery events (docs/sandbox.md, "Delivery events"): the sandbox posts
+    to the web process with the first of the site's basic-auth secrets, signing with the keys
+    kept in ``keys_dir`` (made the first time); the site gets their public parts, the sandbox's
+    SNS topic and (DEBUG only) the sandbox's SNS certificate URL. The keys' variables replace any
+    set by hand: in the dev stack, the providers are the sandbox's."""
+    secret = (env.get("GPMAS_WEBHOOK_SECRETS") or DEV_WEBHOOK_SECRET).split(",")[0].strip()
+    keys = WebhookKeys.load_or_create(keys_dir)
+    sandbox_url = config.load(env).http_url
+    return {
+        **site_environment(keys, secret=secret, sandbox_http_url=sandbox_url),
+        "GPMAS_WEBHOOK_SECRETS": env.get("GPMAS_WEBHOOK_SECRETS") or secret,
+        "SANDBOX_WEBHOOK_URL": env.get("SANDBOX_WEBHOOK_URL")
+        or f"http://127.0.0.1:{env['GPMAS_WEB_PORT']}",
+        "SANDBOX_WEBHOOK_SECRET": secret,
+        "SANDBOX_WEBHOOK_KEYS_DIR": str(keys_dir),
+    }
 
 
 def port_in_use(port: int) -> bool:
@@ -110,6 +132,7 @@ def main() -> int:
         print(problem, file=sys.stderr)
         return 1
     data_dir.mkdir(parents=True, exist_ok=True)
+    env.update(webhook_environment(env, data_dir / WEBHOOK_KEYS_DIR))
     for signum in STOP_SIGNALS:
         signal.signal(signum, _stop)
     pid_file = data_dir / PID_FILE

@@ -13,6 +13,10 @@ Semantics (the same for every emulator):
   provider's default: HTTP 500, SMTP 451).
 - ``error_rate == 0`` with ``status`` or ``code`` set: every call fails with it.
 - ``retry_after``: sent along with a 429.
+- ``webhook``: what happens to the delivery events the emulator then posts to the site
+  (``sandbox.webhooks``): ``duplicate`` posts each event twice (same event id, as a provider's
+  redelivery), ``stale`` signs it with a timestamp an hour old (a replayed capture),
+  ``bad_signature`` signs it with a key the site does not know. The call itself is unaffected.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ _CODE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,99}$")
 _MAX_LATENCY_MS = 600_000
 _MAX_HANG_SECONDS = 600.0
 _MAX_RETRY_AFTER = 86_400
+WEBHOOK_FAULTS: tuple[str, ...] = ("duplicate", "stale", "bad_signature")
 
 
 def check_provider(provider: str) -> str:
@@ -64,6 +69,7 @@ class Fault:
     hang_seconds: float = 30.0
     outage: bool = False
     retry_after: int | None = None
+    webhook: str | None = None
 
     def __post_init__(self) -> None:
         if self.status is not None and (
@@ -104,6 +110,8 @@ class Fault:
             or not 0 <= self.retry_after <= _MAX_RETRY_AFTER
         ):
             raise ValueError(f"retry_after must be an integer between 0 and {_MAX_RETRY_AFTER}")
+        if self.webhook is not None and self.webhook not in WEBHOOK_FAULTS:
+            raise ValueError(f"webhook must be one of {', '.join(WEBHOOK_FAULTS)}")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Fault:
@@ -139,9 +147,10 @@ class Fault:
                     values[name] = convert(raw)
                 except ValueError:
                     raise ValueError(f"{name} must be a number, not {raw!r}") from None
-        code = (text.get("code") or "").strip()
-        if code:
-            values["code"] = code
+        for name in ("code", "webhook"):
+            value = (text.get(name) or "").strip()
+            if value:
+                values[name] = value
         return cls.from_dict(values)
 
     def to_dict(self) -> dict[str, Any]:

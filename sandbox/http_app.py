@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import asdict
 from typing import Any, Protocol
 from urllib.parse import quote, unquote, urlsplit
 
@@ -17,6 +18,8 @@ from sandbox.inbox import CapturedMessage, Inbox
 from sandbox.mime import FormError, parse_form
 from sandbox.ses_api import SesEmulator
 from sandbox.web import Abort, Request, Response
+from sandbox.webhook_keys import SNS_CERT_PATH
+from sandbox.webhooks import WebhookPoster
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +45,9 @@ class App:
         emulators: list[Emulator],
         ses: SesEmulator,
         stopping: threading.Event,
+        webhooks: WebhookPoster,
     ) -> None:
+        self.webhooks = webhooks
         self.inbox = inbox
         self.faults = faults
         self.emulators = emulators
@@ -57,15 +62,26 @@ class App:
             return self.ses.passthrough(request)
         if request.path.startswith("/api/"):
             return self._api(request)
+        if request.path == SNS_CERT_PATH and request.method == "GET":
+            return self._sns_certificate()
         return self._page(request)
+
+    def _sns_certificate(self) -> Response:
+        """What SNS serves at a notification's SigningCertURL: the sandbox's own certificate."""
+        target = self.webhooks.target
+        if target is None:
+            return Response.text(404, "the sandbox posts no events")
+        return Response(
+            200, target.keys.sns_certificate, [("Content-Type", "application/x-pem-file")]
+        )
 
     def _send(self, emulator: Emulator, request: Request) -> Response:
         provider = emulator.name
         epoch = self.inbox.record_call(provider)
         scope = emulator.scope(request)
-        fault = scope and self.faults.get(f"{provider}:{scope}")
+        fault = (scope and self.faults.get(f"{provider}:{scope}")) or self.faults.get(provider)
         verdict = decide(
-            fault or self.faults.get(provider),
+            fault,
             default_status=emulator.default_status,
             status_for_code=emulator.status_for_code,
         )
@@ -87,6 +103,7 @@ class App:
             return Response.json(500, {"message": "sandbox emulator error"})
         if 200 <= response.status < 300:
             self.inbox.record_accepted(provider, messages, epoch=epoch)
+            self.webhooks.accepted(provider, messages, fault.webhook if fault else None)
         else:
             self.inbox.record_rejected(provider, epoch=epoch)
         return response
@@ -112,8 +129,12 @@ class App:
                 if message is None:
                     return Response.json(404, {"error": "no such message"})
                 return Response.json(200, message.to_dict())
+            if parts == ["webhooks"] and method == "GET":
+                return Response.json(200, self._events() or [])
             if parts == ["stats"] and method == "GET":
                 return Response.json(200, self.inbox.stats())
+            if parts == ["last-accepted"] and method == "GET":
+                return Response.json(200, self.inbox.last_accepted())
             if parts == ["faults"] and method == "GET":
                 return Response.json(200, self._faults_json())
             if parts and parts[0] == "faults" and method == "DELETE" and len(parts) <= 2:
@@ -135,6 +156,12 @@ class App:
             return Response.json(400, {"error": str(exc)})
         return Response.json(404, {"error": f"no API route {method} {request.path}"})
 
+    def _events(self) -> list[dict[str, Any]] | None:
+        """The events posted to the site, oldest first; None when the sandbox posts none."""
+        if self.webhooks.target is None:
+            return None
+        return [asdict(result) for result in self.webhooks.recent()]
+
     def _faults_json(self) -> dict[str, Any]:
         return {provider: fault.to_dict() for provider, fault in self.faults.all().items()}
 
@@ -152,6 +179,7 @@ class App:
                 self.inbox.stats(),
                 self.faults.all(),
                 error=request.arg("error"),
+                events=self._events(),
             )
             return _html(200, html)
         if method == "GET" and path.startswith("/messages/"):

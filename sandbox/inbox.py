@@ -126,6 +126,7 @@ class Inbox:
         self._epoch = 0
         # Not reset by clear(): a call in flight is in flight whatever the epoch.
         self._in_flight: dict[str, int] = dict.fromkeys(PROVIDERS, 0)
+        self._last_accepted: dict[str, float] = {}
 
     def messages(
         self, provider: str | None = None, *, job: str | None = None
@@ -153,6 +154,12 @@ class Inbox:
                 for provider, counts in self._stats.items()
             }
 
+    def last_accepted(self) -> dict[str, float]:
+        """Per provider, when it last accepted a call since the last ``clear()`` (Unix time):
+        what a benchmark stops its clock at, without fetching every message."""
+        with self._cond:
+            return dict(self._last_accepted)
+
     def in_flight(self, provider: str | None = None) -> int:
         """Calls received and not answered yet (slowed down or hanging)."""
         with self._cond:
@@ -164,6 +171,7 @@ class Inbox:
         with self._cond:
             self._messages.clear()
             self._stats = {p: _zero_stats() for p in PROVIDERS}
+            self._last_accepted.clear()
             self._epoch += 1
             self._cond.notify_all()
 
@@ -213,6 +221,7 @@ class Inbox:
                 added += 1
             self._stats[provider]["accepted"] += 1
             self._stats[provider]["messages"] += added
+            self._last_accepted[provider] = time.time()
             self._cond.notify_all()
 
     def _finish(self, provider: str) -> None:

@@ -7,7 +7,7 @@ import time
 from html import escape
 from urllib.parse import quote
 
-from sandbox.faults import PROVIDERS, Fault
+from sandbox.faults import PROVIDERS, WEBHOOK_FAULTS, Fault
 from sandbox.inbox import CapturedMessage
 
 # Inline styles only; pages send a CSP that forbids scripts altogether.
@@ -83,12 +83,15 @@ def render_index(
     stats: dict[str, dict[str, int]],
     faults: dict[str, Fault],
     error: str | None = None,
+    events: list[dict] | None = None,
 ) -> str:
     parts = ["<h1>GPMAS sandbox inbox</h1>"]
     if error:
         parts.append(f'<p class="error">{e(error)}</p>')
     parts.append(_stats_table(stats))
     parts.append(_faults_section(faults))
+    if events is not None:
+        parts.append(_events_table(events))
     parts.append(f"<h2>Messages ({len(messages)})</h2>")
     if not messages:
         parts.append('<p class="muted">Nothing captured yet.</p>')
@@ -111,6 +114,20 @@ def render_index(
         '<form method=post action="/reset"><button>Reset inbox, stats and faults</button></form>'
     )
     return layout("GPMAS sandbox inbox", "".join(parts))
+
+
+def _events_table(events: list[dict]) -> str:
+    """The delivery events posted to the site (newest first) and its answers: a 400 is the
+    site refusing a faulted event, 0 a site that never answered."""
+    if not events:
+        return '<h2>Events posted</h2><p class="muted">None yet.</p>'
+    keys = ["provider", "kind", "recipient", "status", "attempts", "fault"]
+    head = "".join(f"<th>{e(k)}</th>" for k in keys)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{e(event[k] or '')}</td>" for k in keys) + "</tr>"
+        for event in reversed(events[-50:])
+    )
+    return f"<h2>Events posted</h2><div class=scroll><table><tr>{head}</tr>{rows}</table></div>"
 
 
 def _stats_table(stats: dict[str, dict[str, int]]) -> str:
@@ -177,12 +194,27 @@ def _fault_form(provider: str, current: Fault | None) -> str:
             f'<label for="{provider}-{name}">{label}</label>'
             f'<input type=checkbox id="{provider}-{name}" name={name}{state}><span></span>'
         )
+    if provider != "smtp":  # SMTP posts no events
+        rows.append(_webhook_select(provider, f.webhook))
     return (
         '<form class=fault method=post action="/faults">'
         f'<input type=hidden name=provider value="{e(provider)}">'
         + "".join(rows)
         + "<div class=buttons><button name=action value=set>set</button>"
         "<button name=action value=clear>clear</button></div></form>"
+    )
+
+
+def _webhook_select(provider: str, current: str | None) -> str:
+    options = "".join(
+        f'<option value="{e(value)}"{" selected" if value == (current or "") else ""}>'
+        f"{e(value.replace('_', ' ') or 'none')}</option>"
+        for value in ("", *WEBHOOK_FAULTS)
+    )
+    return (
+        f'<label for="{provider}-webhook">Its events</label>'
+        f'<select id="{provider}-webhook" name=webhook>{options}</select>'
+        "<span class=muted>replay, bad signature</span>"
     )
 
 

@@ -19,6 +19,8 @@ from sandbox.moto_backend import MotoBackend
 from sandbox.sendgrid_api import SendGridEmulator
 from sandbox.ses_api import SesEmulator
 from sandbox.smtp_sink import SmtpSink
+from sandbox.webhook_keys import SNS_CERT_PATH, WebhookKeys
+from sandbox.webhooks import WebhookPoster, WebhookTarget
 
 
 class PortInUseError(OSError):
@@ -63,6 +65,7 @@ class Sandbox:
         self.verified_domains = tuple(verified_domains)
         self.inbox = Inbox()
         self.faults = FaultBook()
+        self.webhooks = WebhookPoster()
         self._ports = {"http": http_port, "smtp": smtp_port, "ses_backend": ses_backend_port}
         self._lock = threading.Lock()
         self._moto: MotoBackend | None = None
@@ -110,6 +113,7 @@ class Sandbox:
             ],
             ses,
             threading.Event(),
+            self.webhooks,
         )
         self._http = HttpServer(app, self.host, self._ports["http"])
         self._http.start()
@@ -125,6 +129,23 @@ class Sandbox:
         self._smtp.start()  # returns once the SMTP server has answered a connection
         self.smtp_port = self._smtp.port
         self._wait_http_answers()
+        self.webhooks.start()
+
+    def send_events_to(
+        self, url: str, *, secret: str, keys: WebhookKeys | None = None, delay: float = 1.0
+    ) -> WebhookKeys:
+        """Post delivery events for what the emulators accept to the site at ``url`` (basic auth
+        ``secret``), signed with ``keys`` (made here if not given); returns the keys, whose public
+        parts the site needs (``sandbox.webhook_keys.site_environment``)."""
+        if not self.running:
+            raise RuntimeError("start the sandbox first: its URL serves the SNS certificate")
+        keys = keys or WebhookKeys.generate()
+        target = WebhookTarget(url, secret, keys, self.http_url + SNS_CERT_PATH, delay)
+        self.webhooks.configure(target)
+        return keys
+
+    def stop_events(self) -> None:
+        self.webhooks.configure(None)
 
     def _wait_http_answers(self, timeout: float = 10.0) -> None:
         assert self._http is not None
@@ -147,6 +168,7 @@ class Sandbox:
             self._stop()
 
     def _stop(self) -> None:
+        self.webhooks.stop()
         smtp, http, moto = self._smtp, self._http, self._moto
         self._smtp = self._http = self._moto = None
         if smtp is not None:

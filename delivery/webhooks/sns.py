@@ -2,7 +2,9 @@
 events"). A message is taken only when its topic is in ``GPMAS_SES_SNS_TOPIC_ARNS`` and its
 signature verifies against the signing certificate, fetched over HTTPS from
 ``sns.<region>.amazonaws.com`` only (kept per process), with SignatureVersion 1 (SHA1) or 2
-(SHA256). A subscription is confirmed only for an allowed topic, only at an SNS host.
+(SHA256). A subscription is confirmed only for an allowed topic, only at an SNS host. In
+development (``DEBUG``) the sandbox's certificate URL, ``GPMAS_SANDBOX_SNS_CERT_URL``, is
+trusted too: the sandbox plays SNS there (docs/sandbox.md, "Delivery events").
 """
 
 from __future__ import annotations
@@ -75,8 +77,13 @@ def is_sns_url(url: str) -> bool:
     )
 
 
+def is_sandbox_certificate(url: str) -> bool:
+    return bool(settings.DEBUG and url and url == settings.GPMAS_SANDBOX_SNS_CERT_URL)
+
+
 def certificate(url: str) -> x509.Certificate:
-    if not is_sns_url(url) or not urlsplit(url).path.endswith(".pem"):
+    trusted = is_sns_url(url) and urlsplit(url).path.endswith(".pem")
+    if not (trusted or is_sandbox_certificate(url)):
         raise Refused(f"signing certificate not from an SNS host: {url[:200]!r}")
     cert = _certificate(url)
     now = dt.datetime.now(dt.UTC)

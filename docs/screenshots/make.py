@@ -116,7 +116,8 @@ def set_display_name(user, name: str) -> None:
 
 
 def seed(sandbox) -> dict[str, str]:
-    """The demo accounts, an event with three guests (invitations delivered), a failing provider."""
+    """The demo accounts, an event with three guests (one delivered, one bounced), a failing
+    provider."""
     import datetime as dt
 
     from django.contrib.auth import get_user_model
@@ -148,9 +149,14 @@ def seed(sandbox) -> dict[str, str]:
         capacity=40,
         plus_ones_allowed=1,
     )
-    guests = [Guest("ann@example.com", "Ann Lee"), Guest("bob@example.com", "Bob")]
+    guests = [
+        Guest("ann@example.com", "Ann Lee"),
+        Guest("bob@example.com", "Bob"),
+        Guest("old.address@example.com", "Carl Old"),
+    ]
     event, _ = event_create(organizer=organizer, fields=fields, guests=guests)
     dispatch.outbox_drain(publish=lambda ids: sending.jobs_send(job_ids=ids))
+    report_outcomes({"ann@example.com": "delivered", "old.address@example.com": "bounced_hard"})
     job = EmailJob.objects.filter(kind="invitation").order_by("pk").first()
     token = re.search(r"/i/([^/\s]+)/", job.text_body).group(1)
     failing = next(p for p in providers if p.kind == "ses")
@@ -160,6 +166,21 @@ def seed(sandbox) -> dict[str, str]:
         )
     message = sandbox.inbox.messages()[0].id
     return {"event": str(event.pk), "token": token, "message": message}
+
+
+def report_outcomes(states: dict[str, str]) -> None:
+    """What the providers' webhooks would report for these addresses' invitations (the sandbox
+    posts them to a running site; here the site starts later, so they are written as it would)."""
+    from django.utils import timezone
+
+    from delivery import delivery_state, suppression
+    from delivery.models import EmailJob
+
+    for address, state in states.items():
+        job = EmailJob.objects.get(kind="invitation", to_email=address)
+        delivery_state.record_delivery_state(job.pk, state, at=timezone.now())
+        if state == "bounced_hard":
+            suppression.suppress(address, suppression.Reason.HARD_BOUNCE)
 
 
 def log_in(page, web: str, who: str) -> None:

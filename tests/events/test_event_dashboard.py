@@ -63,6 +63,8 @@ def test_the_dashboard_lists_own_events_upcoming_first_with_counts(
         "sending": 0,
         "sent": 1,
         "failed": 1,
+        "suppressed": 0,
+        "after": {"delivered": 0, "delayed": 0, "bounced": 0, "complained": 0, "unsubscribed": 0},
     }
     assert "Not yours" not in response.content.decode()
     assert later.pk in [e.pk for e in events]

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 CAPACITY = 10
 GUESTS = 120
-ROUNDS = 5
+ROUNDS = 3  # the chaos suite repeats the race with double clicks and a lapsing lock
 
 
 def fire(tokens_: list[str], call: Callable[[str], object]) -> list[object]:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from django.core.management import call_command
@@ -153,3 +154,59 @@ def test_run_with_a_taken_port_exits_with_one_line() -> None:
     assert result.stderr.strip().splitlines() == [
         f"CommandError: port {ses} (sandbox SES backend (moto)) is already in use on 127.0.0.1"
     ]
+
+
+def test_run_posts_signed_events_to_the_site_it_is_given(tmp_path) -> None:
+    """With SANDBOX_WEBHOOK_* set (as ./dev up sets them), the foreground sandbox posts a
+    SendGrid copy's event to the site, signed with the key kept in the keys directory, and
+    serves the SNS certificate of the key kept there."""
+    import base64
+    import json
+    import time
+
+    import requests
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from sandbox.webhook_keys import SNS_CERT_PATH, WebhookKeys
+    from tests.sandbox.recording_site import Site
+
+    site = Site()
+    http, smtp, ses = free_ports(3)
+    env = {
+        **bootstrap_env(http, smtp, ses),
+        "SANDBOX_WEBHOOK_URL": site.url,
+        "SANDBOX_WEBHOOK_SECRET": "hooks:s3cret",
+        "SANDBOX_WEBHOOK_KEYS_DIR": str(tmp_path / "keys"),
+        "SANDBOX_EVENT_DELAY_MS": "0",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-c", BOOTSTRAP], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
+    )
+    watchdog = threading.Timer(30, process.kill)
+    watchdog.start()
+    try:
+        assert process.stdout is not None
+        banner = [process.stdout.readline() for _ in range(9)]
+        assert f"events    posted to {site.url}/webhooks/" in banner[-1], banner
+        keys = WebhookKeys.load_or_create(tmp_path / "keys")  # made by the sandbox
+        sandbox_url = f"http://127.0.0.1:{http}"
+        assert send("sendgrid", SimpleNamespace(http_url=sandbox_url)).ok
+        deadline = time.monotonic() + 10
+        while not site.posts and time.monotonic() < deadline:
+            time.sleep(0.05)
+        [(path, headers, body)] = site.posts
+        assert path == "/webhooks/sendgrid/tracking/"
+        assert json.loads(body)[0]["event"] == "delivered"
+        signed = headers["X-Twilio-Email-Event-Webhook-Timestamp"].encode() + body
+        signature = base64.b64decode(headers["X-Twilio-Email-Event-Webhook-Signature"])
+        keys.sendgrid.public_key().verify(signature, signed, ec.ECDSA(hashes.SHA256()))
+        cert = requests.get(sandbox_url + SNS_CERT_PATH, timeout=5).content
+        assert cert.startswith(b"-----BEGIN CERTIFICATE-----")
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=10)
+    finally:
+        watchdog.cancel()
+        process.kill()
+        process.wait()
+        site.close()

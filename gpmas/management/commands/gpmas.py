@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from delivery import availability, selectors, services, tasks
+from delivery import availability, reputation, selectors, services, tasks
 from delivery.models import EmailJob
 from gpmas import system
 from reliability import halt
@@ -99,6 +99,8 @@ class Command(BaseCommand):
             status_row(item, latency.get(item.provider.pk)) for item in health
         ]
         self.stdout.write(format_table(rows))
+        self.stdout.write("\nbounces and complaints per message sent, last 24 h:")
+        self.stdout.write(reputation_table(health))
         depth = selectors.queue_depth()
         self.stdout.write("\nqueue: " + ", ".join(f"{k} {v}" for k, v in depth.items()))
         age = selectors.oldest_due_age_seconds()
@@ -144,6 +146,18 @@ def status_row(item: selectors.ProviderHealth, latency: selectors.Latency | None
         item.quota,
         view.last_error[:40],
     )
+
+
+def reputation_table(health: list[selectors.ProviderHealth]) -> str:
+    """Bounces and complaints per message over 24 h, flagged over SES's review thresholds."""
+    rates = reputation.reputations()
+    rows = [("provider", "bounces", "complaints", "warning")]
+    for item in health:
+        rate = rates.get(item.provider.pk, reputation.Reputation())
+        warning = "; ".join(rate.warnings()) or "-"
+        rows.append((item.provider.name, rate.bounce_text(), rate.complaint_text(), warning))
+    table = "\n".join("  " + line for line in format_table(rows).splitlines())
+    return f"{table}\n  {reputation.NOTE}"
 
 
 def parse_since(raw: str) -> dt.datetime:

@@ -3,6 +3,7 @@
     manage.py sandbox [run]                 foreground, until Ctrl-C / SIGTERM
     manage.py sandbox fault PROVIDER [--status N] [--code C] [--error-rate F] [--latency-ms N]
                                      [--hang [--hang-seconds S]] [--outage] [--retry-after N]
+                                     [--webhook duplicate|stale|bad_signature]
     manage.py sandbox clear [PROVIDER]
     manage.py sandbox stats [--json]
     manage.py sandbox setup                 create/update the Provider rows pointing at it
@@ -24,6 +25,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from sandbox import PROVIDERS, Fault, PortInUseError, Sandbox, SandboxClient, SandboxError
 from sandbox.config import load
+from sandbox.faults import WEBHOOK_FAULTS
 
 
 def as_flag(message: str) -> str:
@@ -53,6 +55,11 @@ class Command(BaseCommand):
         fault.add_argument("--hang-seconds", help="how long a hang lasts (default 30)")
         fault.add_argument("--outage", action="store_true", help="drop every connection")
         fault.add_argument("--retry-after", help="seconds, sent with a 429")
+        fault.add_argument(
+            "--webhook",
+            choices=WEBHOOK_FAULTS,
+            help="what happens to the delivery events it posts: replayed, backdated, mis-signed",
+        )
         self._add_url(fault)
 
         clear = actions.add_parser("clear", help="clear one provider's fault, or all")
@@ -153,6 +160,23 @@ class Command(BaseCommand):
                 + f"  {shown}"
             )
 
+    @staticmethod
+    def _send_events(sandbox: Sandbox, config) -> str:
+        """Post delivery events to the site of ``SANDBOX_WEBHOOK_URL``; the banner's line."""
+        from pathlib import Path
+
+        from sandbox.webhook_keys import WebhookKeys
+
+        directory = config.webhook_keys_dir
+        keys = WebhookKeys.load_or_create(Path(directory)) if directory else None
+        sandbox.send_events_to(
+            config.webhook_url,
+            secret=config.webhook_secret,
+            keys=keys,
+            delay=config.event_delay_ms / 1000,
+        )
+        return f"  events    posted to {config.webhook_url}/webhooks/<provider>/tracking/"
+
     def _run(self, host: str | None) -> None:
         config = load()
         sandbox = Sandbox(
@@ -171,6 +195,9 @@ class Command(BaseCommand):
             raise CommandError(exc.strerror) from None
         except OSError as exc:
             raise CommandError(f"the sandbox could not start: {exc}") from None
+        events = "  events    none (SANDBOX_WEBHOOK_URL unset)"
+        if config.webhook_url:
+            events = self._send_events(sandbox, config)
 
         stop = threading.Event()
         previous = {
@@ -189,7 +216,7 @@ class Command(BaseCommand):
                 f"  SMTP      {sandbox.smtp_host}:{sandbox.smtp_port}  "
                 f"(AUTH {sandbox.smtp_username} / SANDBOX_SMTP_PASSWORD, or none)\n"
                 f"  verified  {domains}\n"
-                f"  API       {url}/api/messages  /api/stats  /api/faults"
+                f"  API       {url}/api/messages  /api/stats  /api/faults\n{events}"
             )
             self.stdout.flush()
             while not stop.wait(1.0):

@@ -6,17 +6,16 @@ and certificates are made here, per test run."""
 from __future__ import annotations
 
 import base64
-import datetime
 import hashlib
 import hmac
 import json
 import time
 import uuid
 
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.x509.oid import NameOID
+
+from sandbox.webhook_keys import certificate
 
 BASIC = ("hooks", "s3cret-one")
 OTHER_BASIC = ("hooks", "s3cret-two")  # the rotation's second secret
@@ -121,20 +120,9 @@ OTHER_SNS_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 def certificate_pem(key, *, valid_days: int = 1) -> bytes:
-    """A self-signed certificate for ``key``, valid from a day ago for ``valid_days`` more."""
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=valid_days))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM)
+    """A self-signed certificate for ``key``, valid from a day ago for ``valid_days`` more (the
+    sandbox's own, which plays SNS in development)."""
+    return certificate(key, valid_days=valid_days)
 
 
 SNS_CERT = certificate_pem(SNS_KEY)
