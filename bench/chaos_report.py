@@ -41,8 +41,9 @@ def main() -> int:
     return status
 
 
-def run_suite(scale: float, k: str) -> tuple[int, list[dict]]:
-    """pytest over tests/chaos at this scale: its exit status and the scenarios' report rows."""
+def run_suite(scale: float, k: str, extra_env: dict | None = None) -> tuple[int, list[dict]]:
+    """pytest over tests/chaos at this scale (``extra_env``: chaos options such as
+    ``GPMAS_CHAOS_PROVIDER_EVENTS``): its exit status and the scenarios' report rows."""
     with tempfile.TemporaryDirectory() as scratch:
         rows_path = Path(scratch) / "chaos.jsonl"
         env = {
@@ -51,6 +52,7 @@ def run_suite(scale: float, k: str) -> tuple[int, list[dict]]:
             **os.environ,
             "GPMAS_CHAOS_SCALE": str(scale),
             "GPMAS_CHAOS_REPORT": str(rows_path),
+            **(extra_env or {}),
         }
         command = [
             sys.executable,

@@ -1,7 +1,5 @@
 """One batch of claimed jobs on its way to the providers (docs/architecture.md, "Sending"):
-calls in flight, the put-back rule, and what becomes of each job. ``delivery.sending.jobs_send``
-claims the jobs and runs it.
-"""
+calls in flight, the put-back rule, and what becomes of each job (``sending.jobs_send`` runs it)."""
 
 from __future__ import annotations
 
@@ -17,7 +15,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.db import DatabaseError
 from django.utils import timezone
 
-from delivery import inflight, outbox, provider_state, ranking
+from delivery import event_wait, inflight, outbox, provider_state, ranking
 from delivery.batching import batch_sendings
 from delivery.calls import Call, note_outcome, refund_quota
 from delivery.freshness import DeferredSuccesses, HaltCheck, ProviderStateCache
@@ -27,10 +25,10 @@ from delivery.sendings import Sending, settle
 
 log = logging.getLogger(__name__)
 Status = EmailJob.Status
-HALTED, NOT_CLAIMED = "halted", "not-claimed"
+HALTED, NOT_CLAIMED, UNKNOWN = "halted", "not-claimed", ErrorClass.UNKNOWN
 # Redis carries the broker too: while it is down no job moves, so retrying soon costs nothing.
 REDIS_DOWN_RETRY = dt.timedelta(seconds=5)
-TIME_LIMIT = SendError(ErrorClass.UNKNOWN, "task time limit during the call", code="time_limit")
+TIME_LIMIT = SendError(UNKNOWN, "task time limit during the call", code="time_limit")
 
 
 class BatchSend:
@@ -252,13 +250,17 @@ class BatchSend:
         self.after_failure(sending, done)
 
     def after_failure(self, sending: Sending, done: Call) -> None:
-        if sending.batch and done.error.error_class == ErrorClass.UNKNOWN:
+        error, unknown = f"{done.provider.name}: {done.error}", done.error.error_class == UNKNOWN
+        if unknown and (wait := event_wait.wait_after_call(done.provider)):
+            for job in sending.jobs:  # the provider may have them, and will say so: wait
+                self.results[job.pk] = outbox.schedule_retry(job, error=error, wait=wait)
+        elif sending.batch and unknown:
             # The provider may have them: each goes on alone, never back to untried.
             self.ready.extend(Sending([job], failures=[done]) for job in sending.jobs)
         elif sending.batch:
             self.untried.extend(sending.jobs)  # certainly not taken: the one-by-one path
         elif done.error.error_class == ErrorClass.RECIPIENT_REJECTED:
-            outbox.mark_failed(sending.jobs[0], error=f"{done.provider.name}: {done.error}")
+            outbox.mark_failed(sending.jobs[0], error=error)
             self.results[sending.jobs[0].pk] = Status.FAILED
         else:
             sending.failures.append(done)
@@ -269,9 +271,10 @@ class BatchSend:
         their jobs now rather than at lease expiry; the batch ends, the rest goes back."""
         for sending in self.running.values():
             done = sending.call.finish(TIME_LIMIT)
+            wait = event_wait.wait_after_call(done.provider)
             for job in sending.jobs:
                 outbox.record_attempt(done.attempt(job))
-                outbox.schedule_retry(job, error=f"{done.provider.name}: {TIME_LIMIT}")
+                outbox.schedule_retry(job, error=f"{done.provider.name}: {TIME_LIMIT}", wait=wait)
             self.note(sending, done)
         self.running.clear()
 

@@ -10,7 +10,6 @@ reconciled and the job claimed again, the first worker's late update matches not
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -21,9 +20,10 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from delivery import event_wait
 from delivery.models import DeliveryAttempt, EmailJob, Provider
+from delivery.outbox_sql import accepted_params, accepted_sql
 from reliability.halt import is_halted
-from reliability.models import SystemControl
 from reliability.retry import backoff_delay
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ def _write_accepted(accepted: Sequence[Attempt]) -> bool:
     now = timezone.now()
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(_accepted_sql(), _accepted_params(accepted, now))
+            cursor.execute(accepted_sql(), accepted_params(accepted, now))
             return cursor.fetchone()[0]
     calls = defaultdict(list)  # a batch call's jobs share provider and id: one UPDATE
     for a in accepted:
@@ -151,42 +151,6 @@ def _write_accepted(accepted: Sequence[Attempt]) -> bool:
                 last_error="",
             )
     return is_halted()
-
-
-@functools.cache
-def _accepted_sql() -> str:
-    attempt, job = DeliveryAttempt._meta, EmailJob._meta
-    columns = ("job", "provider", "started_at", "duration_ms", "outcome", "error_code")
-    columns += ("error_message",)
-    quoted = [connection.ops.quote_name(attempt.get_field(name).column) for name in columns]
-    return f"""
-        WITH done (job_id, claimed, provider_id, message_id, started_at, duration_ms) AS (
-            SELECT * FROM unnest(
-                %s::bigint[], %s::int[], %s::bigint[], %s::text[], %s::timestamptz[], %s::int[]
-            )
-        ), attempt AS (
-            INSERT INTO {attempt.db_table} ({", ".join(quoted)})
-            SELECT job_id, provider_id, started_at, duration_ms, %s, '', '' FROM done
-        ), job AS (
-            UPDATE {job.db_table} AS j SET status = %s, provider_id = done.provider_id,
-                provider_message_id = done.message_id, lease_expires_at = NULL,
-                finished_at = %s, last_error = ''
-            FROM done WHERE j.id = done.job_id AND j.status = %s AND j.attempts = done.claimed
-        )
-        SELECT EXISTS (SELECT 1 FROM {SystemControl._meta.db_table} WHERE id = 1 AND halted)
-    """
-
-
-def _accepted_params(accepted: Sequence[Attempt], now: dt.datetime) -> list:
-    columns = [
-        [a.job.pk for a in accepted],
-        [a.job.attempts for a in accepted],
-        [a.provider.pk if a.provider else None for a in accepted],
-        [a.message_id[:255] for a in accepted],
-        [a.started_at for a in accepted],
-        [a.duration_ms for a in accepted],
-    ]
-    return [*columns, Outcome.ACCEPTED, Status.SENT, now, Status.SENDING]
 
 
 def mark_failed(job: EmailJob, *, error: str) -> bool:
@@ -213,8 +177,12 @@ def retry_delay(attempts: int, retry_after: float | None = None) -> dt.timedelta
     return dt.timedelta(seconds=seconds)
 
 
-def schedule_retry(job: EmailJob, *, error: str, retry_after: float | None = None) -> str:
+def schedule_retry(
+    job: EmailJob, *, error: str, retry_after: float | None = None, wait=event_wait.NO_WAIT
+) -> str:
     """sending -> retrying after a backoff, or -> failed once attempts or age are used up.
+    ``wait``: the outcome is unknown and the provider may still report it (``event_wait``); the
+    job is not due before that, and an event meanwhile makes it sent (``record_sent_by_event``).
 
     Returns the status the job was left in ("" when the job was no longer ours).
     """
@@ -224,10 +192,10 @@ def schedule_retry(job: EmailJob, *, error: str, retry_after: float | None = Non
         return Status.FAILED if mark_failed(job, error=reason) else ""
     updated = _held([job]).update(
         status=Status.RETRYING,
-        next_attempt_at=now + retry_delay(job.attempts, retry_after),
+        next_attempt_at=now + max(retry_delay(job.attempts, retry_after), wait),
         lease_expires_at=None,
         dispatched_at=None,
-        last_error=error,
+        last_error=event_wait.waiting_note(error, wait),
     )
     return Status.RETRYING if updated else ""
 
@@ -249,14 +217,18 @@ def reconcile_expired_leases(*, now: dt.datetime | None = None, limit: int = 500
     """sending jobs whose lease ran out -> retrying (or failed), with an ``unknown`` attempt.
 
     The worker that held the job died or hung; whether the provider got the message is unknown,
-    so the attempt counts and the job is tried again (at-least-once delivery).
+    so the attempt counts and the job is tried again (at-least-once delivery), after waiting for
+    the providers' events if one that posts them could have it (``event_wait``).
     """
     now = now or timezone.now()
     expired = EmailJob.objects.filter(status=Status.SENDING, lease_expires_at__lt=now)
+    jobs = list(expired.select_related("pinned_provider").order_by("lease_expires_at")[:limit])
+    waits = event_wait.wait_after_lost_worker(jobs)
     count = 0
-    for job in expired.order_by("lease_expires_at")[:limit]:
+    for job in jobs:
         with transaction.atomic():
-            if schedule_retry(job, error="lease expired: the worker holding it stopped"):
+            error = "lease expired: the worker holding it stopped"
+            if schedule_retry(job, error=error, wait=waits[job.pk]):
                 lost = "worker lost before recording an outcome"
                 started = job.lease_expires_at
                 record_attempt(
@@ -264,6 +236,19 @@ def reconcile_expired_leases(*, now: dt.datetime | None = None, limit: int = 500
                 )
                 count += 1
     return count
+
+
+def record_sent_by_event(job_id: int, *, message_id: str) -> bool:
+    """sending/retrying/queued (tried at least once) -> sent: a provider's event for the job
+    shows that an attempt whose outcome was unknown delivered it. No provider is called again;
+    a worker still holding the job finds it no longer ``_held``. Whether the job moved."""
+    tried = EmailJob.objects.filter(
+        pk=job_id, status__in=[*WAITING, Status.SENDING], attempts__gt=0
+    )
+    sent = {"status": Status.SENT, "lease_expires_at": None, "finished_at": timezone.now()}
+    if message_id:
+        sent["provider_message_id"] = message_id[:255]
+    return bool(tried.update(**sent, last_error=""))
 
 
 # --- Waiting jobs --------------------------------------------------------------------------------

@@ -24,6 +24,10 @@ GPMAS_SOFT_BOUNCES_TO_SUPPRESS = env_int("GPMAS_SOFT_BOUNCES_TO_SUPPRESS", 3, mi
 # How long a suppression lasts, in days; 0 = until lifted by hand.
 GPMAS_BOUNCE_SUPPRESSION_DAYS = env_int("GPMAS_BOUNCE_SUPPRESSION_DAYS", 30, minimum=0)
 GPMAS_COMPLAINT_SUPPRESSION_DAYS = env_int("GPMAS_COMPLAINT_SUPPRESSION_DAYS", 0, minimum=0)
+# A call whose outcome is unknown, at a provider whose webhook is configured, is not retried for
+# this long: an event for it meanwhile marks it sent without a second call (delivery.event_wait).
+# 0 = retry after the usual backoff, as for a provider that posts no events.
+GPMAS_EVENT_WAIT_SECONDS = env_int("GPMAS_EVENT_WAIT_SECONDS", 600, minimum=0)
 # Development only: the one signing-certificate URL trusted besides SNS's own hosts, where the
 # sandbox (which plays SNS in ./dev up and the tests) serves its certificate. Refused at start-up
 # unless DEBUG is on, and ignored unless DEBUG is on, so production can never trust it.

@@ -20,7 +20,7 @@ from anymail.signals import AnymailTrackingEvent, EventType, RejectReason
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from delivery import suppression, unsubscribe
+from delivery import outbox, suppression, unsubscribe
 from delivery.delivery_state import record_delivery_state
 from delivery.message import JOB_HEADER, JOB_METADATA
 from delivery.models import DeliveryEvent, EmailJob
@@ -42,6 +42,9 @@ REJECTED_OUTCOME = {
     RejectReason.SPAM: State.COMPLAINED,
     RejectReason.UNSUBSCRIBED: State.UNSUBSCRIBED,
 }
+# Every other event shows the provider took the message (SendGrid's "processed" is anymail's
+# queued; a "rejected" one was taken, then dropped): an attempt whose outcome was unknown sent it.
+NOT_ACCEPTED = {EventType.FAILED, EventType.UNKNOWN, EventType.INBOUND, EventType.INBOUND_FAILED}
 # Set once anymail's signal is being handled: an error after that is ours, not the body's.
 writing: contextvars.ContextVar[bool] = contextvars.ContextVar("webhook_writing", default=False)
 
@@ -80,12 +83,21 @@ def apply_event(kind: str, event: AnymailTrackingEvent) -> DeliveryEvent | None:
         return None
     if row.job_id is None:
         log.info("%s %s event for %s matches no job; stored", kind, row.kind, recipient or "?")
-    elif row.outcome:
-        record_delivery_state(row.job_id, row.outcome, at=row.occurred_at)
+    else:
+        _apply_to_job(row)
     if row.outcome:
         suppression.note_event(row)
         unsubscribe.note_event(row)
     return row
+
+
+def _apply_to_job(row: DeliveryEvent) -> None:
+    """The job's status first (a job still waiting becomes sent), then its delivery state."""
+    accepted = row.kind not in NOT_ACCEPTED
+    if accepted and outbox.record_sent_by_event(row.job_id, message_id=row.provider_message_id):
+        log.info("job %s sent: %s reported %s for it", row.job_id, row.provider_kind, row.kind)
+    if row.outcome:
+        record_delivery_state(row.job_id, row.outcome, at=row.occurred_at)
 
 
 def unmatched_count() -> int:

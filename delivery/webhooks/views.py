@@ -20,12 +20,12 @@ from anymail.exceptions import AnymailError, AnymailNotSupportedWarning
 from anymail.webhooks.amazon_ses import AmazonSESTrackingWebhookView
 from anymail.webhooks.mailgun import MailgunTrackingWebhookView
 from anymail.webhooks.sendgrid import SendGridTrackingWebhookView
-from django.conf import settings
 from django.core.exceptions import SuspiciousOperation
 from django.db import DataError, transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from delivery.event_wait import WEBHOOK_KEY, missing_webhook_settings
 from delivery.webhooks import events, replay, sns
 
 log = logging.getLogger(__name__)
@@ -39,11 +39,11 @@ PROVIDERS = {
     "sendgrid": (
         "sendgrid",
         SendGridTrackingWebhookView.as_view(),
-        "SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY",
+        WEBHOOK_KEY["sendgrid"],
     ),
-    "mailgun": ("mailgun", MailgunTrackingWebhookView.as_view(), "MAILGUN_WEBHOOK_SIGNING_KEY"),
+    "mailgun": ("mailgun", MailgunTrackingWebhookView.as_view(), WEBHOOK_KEY["mailgun"]),
     # anymail does not verify SNS signatures: delivery.webhooks.sns does, before it.
-    "amazon_ses": ("ses", AmazonSESTrackingWebhookView.as_view(), "GPMAS_SES_SNS_TOPIC_ARNS"),
+    "amazon_ses": ("ses", AmazonSESTrackingWebhookView.as_view(), WEBHOOK_KEY["ses"]),
 }
 
 
@@ -54,7 +54,7 @@ def tracking_webhook(request: HttpRequest, provider: str) -> HttpResponse:
     kind, view, key_setting = PROVIDERS[provider]
     if request.method != "POST":
         return view(request)  # HEAD answers 200 (providers probe the URL), GET 405
-    missing = _missing_settings(key_setting)
+    missing = missing_webhook_settings(key_setting)
     if missing:
         log.error("%s webhook refused: %s not configured", provider, ", ".join(missing))
         return HttpResponse("webhook not configured\n", status=403, content_type="text/plain")
@@ -100,9 +100,3 @@ def _hand_to_anymail(provider: str, view, request: HttpRequest) -> HttpResponse:
 def _refused(provider: str, reason: str) -> HttpResponse:
     log.warning("%s webhook refused: %s", provider, reason[:300])
     return HttpResponse("refused\n", status=400, content_type="text/plain")
-
-
-def _missing_settings(key_setting: str) -> list[str]:
-    anymail = getattr(settings, "ANYMAIL", {})
-    names = ("WEBHOOK_SECRET", key_setting)
-    return [name for name in names if not (anymail.get(name) or getattr(settings, name, None))]

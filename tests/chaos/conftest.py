@@ -1,3 +1,4 @@
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -6,24 +7,30 @@ import pytest
 
 from sandbox import Fault, Sandbox
 from sandbox.faults import PROVIDERS
-from tests.chaos import checker
+from tests.chaos import checker, provider_events
 from tests.chaos.harness import SCALE, Stack, append_report, settle
 from tests.chaos.watches import CallLog
 
 
 @pytest.fixture
-def start_stack(tmp_path: Path, providers) -> Iterator[Callable[..., Stack]]:
-    """Start a scenario's stack (after ``providers``, whose secrets the processes inherit)."""
+def start_stack(tmp_path: Path, providers, clean_sandbox) -> Iterator[Callable[..., Stack]]:
+    """Start a scenario's stack (after ``providers``, whose secrets the processes inherit). With
+    ``GPMAS_CHAOS_PROVIDER_EVENTS`` set, the emulated providers report what they accept."""
     stacks: list[Stack] = []
 
     def start(scenario: str, **options) -> Stack:
-        stack = Stack(tmp_path / scenario, scenario, **options)
+        env = {**provider_events.stack_env(), **options.pop("env", {})}
+        stack = Stack(tmp_path / scenario, scenario, env=env, **options)
         stacks.append(stack)
         return stack.__enter__()
 
-    yield start
-    for stack in stacks:
-        stack.__exit__()
+    with contextlib.ExitStack() as running:
+        if provider_events.DELAY:
+            delay = float(provider_events.DELAY)
+            running.enter_context(provider_events.ProviderEvents(clean_sandbox, delay))
+        yield start
+        for stack in stacks:
+            stack.__exit__()
 
 
 @pytest.fixture

@@ -46,6 +46,7 @@ class JobLifecycle(RuleBasedStateMachine):
         self.seen_terminal: dict[int, str] = {}
         self.acceptances = Counter()
         self.crash_window: set[int] = set()
+        self.reported: set[int] = set()  # the provider's event for the job arrived
         self.halted = False
         self.serial = 0
 
@@ -113,7 +114,21 @@ class JobLifecycle(RuleBasedStateMachine):
     def provider_accepts(self, job_id):
         holder = self._holder(job_id)
         if holder is not None and mark_sent(holder):
+            assert job_id not in self.reported, "a job its provider reported was sent again"
             self.acceptances[job_id] += 1
+
+    @precondition(lambda self: self.crash_window)
+    @rule(data=st.data())
+    def the_provider_reports_what_it_took(self, data):
+        """An event for a job accepted in the crash window (the worker died before writing it):
+        the job becomes sent, whether still leased or already waiting, unless it is terminal."""
+        job_id = data.draw(st.sampled_from(sorted(self.crash_window)))
+        before = EmailJob.objects.get(pk=job_id).status
+        outbox.record_sent_by_event(job_id, message_id="")
+        after = EmailJob.objects.get(pk=job_id).status
+        assert after == (before if before in TERMINAL else Status.SENT)
+        if after == Status.SENT:
+            self.reported.add(job_id)
 
     @rule(job_id=jobs)
     def provider_fails_transiently(self, job_id):
