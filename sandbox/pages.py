@@ -33,7 +33,7 @@ pre{white-space:pre-wrap;background:#f6f6f6;padding:.5rem;border:1px solid #ddd}
 .faults{display:flex;flex-wrap:wrap;gap:1rem;margin-bottom:1.5rem}
 .faults section{border:1px solid #ccc;padding:.5rem .75rem;flex:1 1 17rem;max-width:24rem}
 .faults h3{margin:0 0 .25rem}
-form.fault{display:grid;grid-template-columns:max-content 5.5rem minmax(0,1fr);gap:.3rem .5rem}
+form.fault{display:grid;grid-template-columns:max-content 5.5rem max-content;gap:.3rem .5rem}
 form.fault{align-items:center}
 form.fault input[type=number],form.fault input[type=text]{width:100%}
 form.fault .buttons{grid-column:1/-1;display:flex;gap:.5rem}
@@ -215,7 +215,7 @@ def _webhook_select(provider: str, current: str | None) -> str:
     return (
         f'<label for="{provider}-webhook">Its events</label>'
         f'<select id="{provider}-webhook" name=webhook>{options}</select>'
-        "<span class=muted>replay, bad signature</span>"
+        "<span></span>"  # the options say what each does; a hint here would widen the form
     )
 
 

@@ -127,12 +127,13 @@ def job_for(kind: str, event: AnymailTrackingEvent, raw: dict, recipient: str):
     job_id = str((event.metadata or {}).get(JOB_METADATA, "") or _ses_job_header(raw)).strip()
     job = None
     if job_id.isdigit() and len(job_id) < 19:  # a bigint
-        job = EmailJob.objects.filter(pk=int(job_id)).first()
+        # Only what is compared here: the bodies are most of a job row's bytes.
+        job = EmailJob.objects.filter(pk=int(job_id)).only("pk", "to_email").first()
     elif event.message_id:
         found = list(
             EmailJob.objects.filter(
                 provider__kind=kind, provider_message_id=str(event.message_id)[:255]
-            )[:2]
+            ).only("pk", "to_email")[:2]
         )
         job = found[0] if len(found) == 1 else None
     if job is not None and recipient and suppression.normalized(job.to_email) != recipient:
