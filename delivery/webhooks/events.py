@@ -15,6 +15,7 @@ import contextvars
 import hashlib
 import json
 import logging
+import re
 
 from anymail.signals import AnymailTrackingEvent, EventType, RejectReason
 from django.db import IntegrityError, transaction
@@ -45,6 +46,8 @@ REJECTED_OUTCOME = {
 # Every other event shows the provider took the message (SendGrid's "processed" is anymail's
 # queued; a "rejected" one was taken, then dropped): an attempt whose outcome was unknown sent it.
 NOT_ACCEPTED = {EventType.FAILED, EventType.UNKNOWN, EventType.INBOUND, EventType.INBOUND_FAILED}
+# A job id as we send it: ASCII digits that fit a bigint ("²".isdigit() is true, int() refuses it).
+JOB_ID = re.compile(r"[0-9]{1,18}")
 # Set once anymail's signal is being handled: an error after that is ours, not the body's.
 writing: contextvars.ContextVar[bool] = contextvars.ContextVar("webhook_writing", default=False)
 
@@ -85,7 +88,9 @@ def apply_event(kind: str, event: AnymailTrackingEvent) -> DeliveryEvent | None:
         log.info("%s %s event for %s matches no job; stored", kind, row.kind, recipient or "?")
     else:
         _apply_to_job(row)
-    if row.outcome:
+    if row.outcome and row.job_id is not None:
+        # Only mail we sent to that address: an event about someone else's message (another
+        # app on the same account, a forged body) must not suppress anyone.
         suppression.note_event(row)
         unsubscribe.note_event(row)
     return row
@@ -124,9 +129,10 @@ def _soft(kind: str, raw: dict) -> bool:
 
 
 def job_for(kind: str, event: AnymailTrackingEvent, raw: dict, recipient: str):
-    job_id = str((event.metadata or {}).get(JOB_METADATA, "") or _ses_job_header(raw)).strip()
+    metadata = event.metadata if isinstance(event.metadata, dict) else {}
+    job_id = str(metadata.get(JOB_METADATA, "") or _ses_job_header(raw)).strip()
     job = None
-    if job_id.isdigit() and len(job_id) < 19:  # a bigint
+    if JOB_ID.fullmatch(job_id):
         # Only what is compared here: the bodies are most of a job row's bytes.
         job = EmailJob.objects.filter(pk=int(job_id)).only("pk", "to_email").first()
     elif event.message_id:
@@ -142,7 +148,8 @@ def job_for(kind: str, event: AnymailTrackingEvent, raw: dict, recipient: str):
 
 
 def _ses_job_header(raw: dict) -> str:
-    headers = (raw.get("mail") or {}).get("headers") or []
+    mail = raw.get("mail")
+    headers = (mail.get("headers") if isinstance(mail, dict) else None) or []
     for header in headers:
         if isinstance(header, dict) and str(header.get("name", "")).lower() == JOB_HEADER.lower():
             return str(header.get("value", ""))

@@ -137,6 +137,25 @@ def test_an_event_for_no_known_job_is_stored_and_counted_not_applied(client):
     assert job.delivery_state == State.NONE
 
 
+def test_a_bounce_or_complaint_for_no_job_of_ours_suppresses_nobody(client):
+    """Another app on the same account, or a forged body: stored and counted, nothing else."""
+    job = new_job(to_email="someone@example.com")
+    waiting = new_job(to_email="stranger@example.com")
+    strangers = [
+        sendgrid_event(None, event="bounce", email="stranger@example.com"),
+        # our job's id, but another address
+        sendgrid_event(job, event="spamreport", email="other@example.com"),
+        {**sendgrid_event(None, event="bounce", email="x@example.com"), "gpmas_job": "\u00b2"},
+    ]
+
+    assert post_sendgrid(client, strangers).status_code == 200
+
+    assert unmatched_count() == 3
+    assert not Suppression.objects.exists()
+    waiting.refresh_from_db()
+    assert waiting.status == EmailJob.Status.QUEUED
+
+
 def test_a_batch_s_personalizations_bounce_each_to_its_own_job(client, sendgrid, clean_sandbox):
     jobs = [new_job(to_email=f"batch{n}@example.com", subject=f"S{n}") for n in range(3)]
     assert jobs_send(job_ids=[job.pk for job in jobs]) == dict.fromkeys(
