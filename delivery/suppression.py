@@ -64,11 +64,15 @@ def note_event(event: DeliveryEvent) -> Suppression | None:
 
 
 def _soft_bounces_in_a_row(address: str) -> bool:
-    """The address's last N outcomes (deferrals aside) are all soft bounces."""
+    """The address's last N outcomes (deferrals aside) are all soft bounces. Only those since
+    its last suppression count: after a lift or an expiry, it starts again from nothing."""
     needed = settings.GPMAS_SOFT_BOUNCES_TO_SUPPRESS
+    events = DeliveryEvent.objects.filter(recipient=address)
+    last = Suppression.objects.filter(address=address).order_by("-created_at").first()
+    if last is not None:
+        events = events.filter(received_at__gt=last.created_at)
     outcomes = (
-        DeliveryEvent.objects.filter(recipient=address)
-        .exclude(outcome__in=["", State.DEFERRED])
+        events.exclude(outcome__in=["", State.DEFERRED])
         .order_by("-occurred_at", "-id")
         .values_list("outcome", flat=True)[:needed]
     )

@@ -71,6 +71,19 @@ def test_soft_bounces_suppress_only_when_in_a_row(client, settings):
     assert Suppression.objects.get().reason == Suppression.Reason.SOFT_BOUNCES
 
 
+def test_after_a_lift_the_soft_bounces_are_counted_again_from_nothing(client, settings):
+    settings.GPMAS_SOFT_BOUNCES_TO_SUPPRESS = 2
+    for _ in range(2):
+        bounce(client, new_job(to_email="full@example.com"), kind="blocked")
+    suppression.lift(Suppression.objects.all(), by=None, source="test", reason="mailbox emptied")
+
+    bounce(client, new_job(to_email="full@example.com"), kind="blocked")
+
+    assert not Suppression.objects.filter(lifted_at__isnull=True).exists()
+    bounce(client, new_job(to_email="full@example.com"), kind="blocked")
+    assert Suppression.objects.filter(lifted_at__isnull=True).count() == 1
+
+
 def test_an_expired_suppression_no_longer_applies(client):
     bounce(client, new_job(to_email="back@example.com"))
     Suppression.objects.update(expires_at=timezone.now() - dt.timedelta(seconds=1))
