@@ -238,16 +238,24 @@ def reconcile_expired_leases(*, now: dt.datetime | None = None, limit: int = 500
     return count
 
 
-def record_sent_by_event(job_id: int, *, message_id: str) -> bool:
+def record_sent_by_event(job_id: int, *, message_id: str, provider_kind: str = "") -> bool:
     """sending/retrying/queued (tried at least once) -> sent: a provider's event for the job
     shows that an attempt whose outcome was unknown delivered it. No provider is called again;
-    a worker still holding the job finds it no longer ``_held``. Whether the job moved."""
+    a worker still holding the job finds it no longer ``_held``. Whether the job moved.
+
+    The job's provider is the one of that kind its latest attempt named, if any (a killed
+    worker's attempt names none), so the provider's bounce and complaint rates count it."""
     tried = EmailJob.objects.filter(
         pk=job_id, status__in=[*WAITING, Status.SENDING], attempts__gt=0
     )
     sent = {"status": Status.SENT, "lease_expires_at": None, "finished_at": timezone.now()}
     if message_id:
         sent["provider_message_id"] = message_id[:255]
+    if provider_kind:
+        attempts = DeliveryAttempt.objects.filter(job=job_id, provider__kind=provider_kind)
+        provider = attempts.order_by("-id").values_list("provider_id", flat=True).first()
+        if provider is not None:
+            sent["provider_id"] = provider
     return bool(tried.update(**sent, last_error=""))
 
 

@@ -99,7 +99,9 @@ def apply_event(kind: str, event: AnymailTrackingEvent) -> DeliveryEvent | None:
 def _apply_to_job(row: DeliveryEvent) -> None:
     """The job's status first (a job still waiting becomes sent), then its delivery state."""
     accepted = row.kind not in NOT_ACCEPTED
-    if accepted and outbox.record_sent_by_event(row.job_id, message_id=row.provider_message_id):
+    if accepted and outbox.record_sent_by_event(
+        row.job_id, message_id=row.provider_message_id, provider_kind=row.provider_kind
+    ):
         log.info("job %s sent: %s reported %s for it", row.job_id, row.provider_kind, row.kind)
     if row.outcome:
         record_delivery_state(row.job_id, row.outcome, at=row.occurred_at)

@@ -102,6 +102,7 @@ def test_an_event_for_the_waiting_job_marks_it_sent_without_a_second_call(
     job.refresh_from_db()
     assert (job.status, job.last_error) == (Status.SENT, "")
     assert job.finished_at is not None and job.lease_expires_at is None
+    assert job.provider.kind == "sendgrid"  # the attempt's provider: its rates count the job
     outbox.make_due_now(EmailJob.objects.filter(pk=job.pk))  # "retry now" finds nothing to do
     assert jobs_send(job_ids=[job.pk]) == {job.pk: "not-claimed"}
     assert all_calls(clean_sandbox) == 1
