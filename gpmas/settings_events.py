@@ -20,6 +20,9 @@ ANYMAIL = {
 GPMAS_SES_SNS_TOPIC_ARNS = env_list("GPMAS_SES_SNS_TOPIC_ARNS", [])
 # Signed timestamps older (or further ahead) than this are refused as replays.
 GPMAS_WEBHOOK_MAX_AGE_SECONDS = env_int("GPMAS_WEBHOOK_MAX_AGE_SECONDS", 600, minimum=1)
+# SNS keeps a notification's signed Timestamp (its publication) on every retry, and retries an
+# HTTPS endpoint for up to an hour: the window is that hour plus the 10 minutes of the others.
+GPMAS_SNS_MAX_AGE_SECONDS = env_int("GPMAS_SNS_MAX_AGE_SECONDS", 4200, minimum=1)
 GPMAS_SOFT_BOUNCES_TO_SUPPRESS = env_int("GPMAS_SOFT_BOUNCES_TO_SUPPRESS", 3, minimum=1)
 # How long a suppression lasts, in days; 0 = until lifted by hand.
 GPMAS_BOUNCE_SUPPRESSION_DAYS = env_int("GPMAS_BOUNCE_SUPPRESSION_DAYS", 30, minimum=0)

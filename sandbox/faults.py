@@ -15,7 +15,7 @@ Semantics (the same for every emulator):
 - ``retry_after``: sent along with a 429.
 - ``webhook``: what happens to the delivery events the emulator then posts to the site
   (``sandbox.webhooks``): ``duplicate`` posts each event twice (same event id, as a provider's
-  redelivery), ``stale`` signs it with a timestamp an hour old (a replayed capture),
+  redelivery), ``stale`` signs it with a timestamp two hours old (a replayed capture),
   ``bad_signature`` signs it with a key the site does not know. The call itself is unaffected.
 """
 

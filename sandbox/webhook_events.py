@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from sandbox.inbox import CapturedMessage
 from sandbox.webhook_keys import SNS_TOPIC_ARN, WebhookKeys
 
-STALE_SECONDS = 3600  # the ``stale`` fault's age: well outside any replay window
+STALE_SECONDS = 7200  # the ``stale`` fault's age: outside every replay window (SNS's is 70 min)
 OUTCOMES = {
     "bounce": ("bounce",),
     "softbounce": ("softbounce",),

@@ -1,10 +1,13 @@
-"""Replay protection anymail does not do: a signed timestamp older (or further ahead) than
-``GPMAS_WEBHOOK_MAX_AGE_SECONDS`` is refused. SendGrid signs the timestamp header with the body;
-Mailgun signs ``timestamp + token``; both checks run before anymail's signature check, and a
-timestamp is only trusted once that check has passed too (a request must pass both)."""
+"""Replay protection anymail does not do: a signed timestamp older (or further ahead) than the
+provider's window is refused. SendGrid signs the timestamp header with the body and Mailgun
+signs ``timestamp + token`` (window ``GPMAS_WEBHOOK_MAX_AGE_SECONDS``); SNS signs the message's
+``Timestamp``, the time SES published it, which SNS's retries keep for up to an hour (window
+``GPMAS_SNS_MAX_AGE_SECONDS``). These checks run before the signature checks, and a timestamp is
+only trusted once its signature has passed too (a request must pass both)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 
@@ -33,20 +36,32 @@ def mailgun_timestamp(request: HttpRequest) -> str:
     return request.POST.get("timestamp", "")
 
 
+def sns_timestamp(request: HttpRequest) -> str:
+    """The SNS message's ``Timestamp`` (ISO 8601: ``2026-12-02T01:00:02.000Z``) in epoch seconds."""
+    try:
+        stamp = json.loads(request.body)["Timestamp"]
+        return str(dt.datetime.fromisoformat(stamp).timestamp())
+    except (ValueError, KeyError, TypeError, OverflowError):
+        return ""
+
+
 SIGNED_TIMESTAMP = {"sendgrid": sendgrid_timestamp, "mailgun": mailgun_timestamp}
+SIGNED_TIMESTAMP["ses"] = sns_timestamp
+
+
+def max_age(kind: str) -> int:
+    if kind == "ses":
+        return settings.GPMAS_SNS_MAX_AGE_SECONDS
+    return settings.GPMAS_WEBHOOK_MAX_AGE_SECONDS
 
 
 def check_fresh(kind: str, request: HttpRequest, *, now: float | None = None) -> None:
-    """Raise ``Stale`` unless the provider's signed timestamp is within the window; providers
-    that sign no timestamp pass."""
-    read = SIGNED_TIMESTAMP.get(kind)
-    if read is None:
-        return
-    value = read(request).strip()
+    """Raise ``Stale`` unless the provider's signed timestamp is within its window."""
+    value = SIGNED_TIMESTAMP[kind](request).strip()
     try:
         stamp = float(value)
     except ValueError:
         raise Stale("no signed timestamp") from None
     now = time.time() if now is None else now
-    if abs(now - stamp) > settings.GPMAS_WEBHOOK_MAX_AGE_SECONDS:
+    if not abs(now - stamp) <= max_age(kind):  # "not <=": a NaN is outside too
         raise Stale(f"signed timestamp {value} is outside the replay window")

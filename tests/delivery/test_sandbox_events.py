@@ -94,6 +94,7 @@ def test_a_sendgrid_batch_maps_each_copy_to_its_own_job(client, providers, site)
     [
         ("sendgrid", "stale"),
         ("mailgun", "stale"),
+        ("ses", "stale"),
         ("sendgrid", "bad_signature"),
         ("mailgun", "bad_signature"),
         ("ses", "bad_signature"),

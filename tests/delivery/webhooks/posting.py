@@ -6,6 +6,7 @@ and certificates are made here, per test run."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -146,6 +147,12 @@ def sign_sns(message: dict, *, version="1", key=SNS_KEY, cert_url=CERT_URL) -> d
     }
 
 
+def sns_time(at: float | None = None) -> str:
+    """An SNS ``Timestamp`` (``2026-12-02T01:00:02.000Z``) for ``at``, default now."""
+    when = dt.datetime.fromtimestamp(time.time() if at is None else at, dt.UTC)
+    return when.isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
+
+
 def ses_notification(job=None, *, event="Delivery", email=None, message_id=None, **extra) -> dict:
     address = email or (job.to_email if job else "nobody@example.com")
     headers = [{"name": "X-GPMAS-Job", "value": str(job.pk)}] if job else []
@@ -166,7 +173,7 @@ def ses_notification(job=None, *, event="Delivery", email=None, message_id=None,
         "MessageId": str(uuid.uuid4()),
         "TopicArn": TOPIC,
         "Message": json.dumps(ses_event),
-        "Timestamp": "2026-12-02T01:00:02.000Z",
+        "Timestamp": sns_time(),
     }
 
 

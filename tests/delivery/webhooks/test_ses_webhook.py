@@ -6,6 +6,7 @@ changed; a subscription confirmed only for an allowed topic."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -20,6 +21,7 @@ from tests.delivery.webhooks.posting import (
     post_ses,
     ses_notification,
     sign_sns,
+    sns_time,
 )
 
 pytestmark = pytest.mark.django_db
@@ -78,6 +80,17 @@ def test_a_bounce_matches_its_job_by_the_ses_message_id(client):
         pytest.param(
             lambda c, sns: post_ses(c, {**sns, "Type": "Surprise"}), id="unknown message type"
         ),
+        pytest.param(
+            lambda c, sns: post_ses(c, {**sns, "Timestamp": sns_time(time.time() - 4201)}),
+            id="stale timestamp",
+        ),
+        pytest.param(
+            lambda c, sns: post_ses(c, {**sns, "Timestamp": sns_time(time.time() + 4201)}),
+            id="timestamp far ahead",
+        ),
+        pytest.param(
+            lambda c, sns: post_ses(c, {**sns, "Timestamp": "yesterday"}), id="bad timestamp"
+        ),
     ],
 )
 def test_a_bad_post_is_refused_and_changes_nothing(client, post):
@@ -88,6 +101,15 @@ def test_a_bad_post_is_refused_and_changes_nothing(client, post):
 
     assert 400 <= response.status_code < 500
     assert snapshot() == before
+
+
+def test_a_notification_sns_still_retries_is_taken(client):
+    """SNS retries with the original Timestamp for up to an hour: such a retry is not stale."""
+    job = new_job()
+    sns = ses_notification(job)
+    sns["Timestamp"] = sns_time(time.time() - 3599)
+    assert post_ses(client, sns).status_code == 200
+    assert DeliveryEvent.objects.filter(job=job).count() == 1
 
 
 def _tamper_message(sns: dict) -> dict:
@@ -155,7 +177,7 @@ def confirmation(topic=TOPIC, subscribe_url=None) -> dict:
         "Message": "You have chosen to subscribe to the topic.",
         "SubscribeURL": subscribe_url
         or "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=t0k",
-        "Timestamp": "2026-12-02T01:00:02.000Z",
+        "Timestamp": sns_time(),
     }
 
 
