@@ -1,10 +1,11 @@
 """Amazon SNS message signatures, which anymail does not check (docs/architecture.md, "Delivery
 events"). A message is taken only when its topic is in ``GPMAS_SES_SNS_TOPIC_ARNS`` and its
 signature verifies against the signing certificate, fetched over HTTPS from
-``sns.<region>.amazonaws.com`` only (kept per process), with SignatureVersion 1 (SHA1) or 2
-(SHA256). A subscription is confirmed only for an allowed topic, only at an SNS host. In
-development (``DEBUG``) the sandbox's certificate URL, ``GPMAS_SANDBOX_SNS_CERT_URL``, is
-trusted too: the sandbox plays SNS there (docs/sandbox.md, "Delivery events").
+``sns.<region>.amazonaws.com/SimpleNotificationService-<hex>.pem`` only (kept per process),
+with SignatureVersion 1 (SHA1) or 2 (SHA256). A subscription is confirmed only for an allowed
+topic, only at an SNS host. In development (``DEBUG``) the sandbox's certificate URL,
+``GPMAS_SANDBOX_SNS_CERT_URL``, is trusted too: the sandbox plays SNS there (docs/sandbox.md,
+"Delivery events").
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from django.conf import settings
 
 SNS_HOST = re.compile(r"sns\.[a-z0-9-]+\.amazonaws\.com")
+# SNS's signing certificates are at /SimpleNotificationService-<hex>.pem: nothing else on an SNS
+# host is fetched as one.
+CERT_PATH = re.compile(r"/SimpleNotificationService-[0-9a-f]+\.pem")
 CONFIRMATION_KEYS = ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn")
 SIGNED_KEYS = {
     "Notification": ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"),
@@ -82,7 +86,8 @@ def is_sandbox_certificate(url: str) -> bool:
 
 
 def certificate(url: str) -> x509.Certificate:
-    trusted = is_sns_url(url) and urlsplit(url).path.endswith(".pem")
+    parts = urlsplit(url)
+    trusted = is_sns_url(url) and CERT_PATH.fullmatch(parts.path) and not parts.query
     if not (trusted or is_sandbox_certificate(url)):
         raise Refused(f"signing certificate not from an SNS host: {url[:200]!r}")
     cert = _certificate(url)

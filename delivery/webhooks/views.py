@@ -1,10 +1,12 @@
 """``POST /webhooks/<provider>/tracking/``: one tracking webhook per provider kind, anymail's
 tracking views behind our own checks (docs/architecture.md, "Delivery events").
 
-In order: the provider must be one we mount and its secrets set (else 403); the signed timestamp
-must be inside the replay window (``replay``, else 400); then anymail checks basic auth and the
-provider's signature and parses the body (a refusal or a body it cannot parse: 400); its
-``tracking`` signal writes the events (``events``), all of one request in one transaction.
+In order: the provider must be one we mount and its secrets set (else 403); basic auth, as
+anymail checks it, before anything else (else 400: an unauthenticated client must not make the
+site fetch an SNS certificate); the signed timestamp must be inside the replay window
+(``replay``, else 400); then anymail checks the provider's signature and parses the body (a
+refusal or a body it cannot parse: 400); its ``tracking`` signal writes the events (``events``),
+all of one request in one transaction.
 Bad input gets a 4xx and changes nothing; only a failure while writing (the database) is a 500,
 which makes the provider post the events again later.
 """
@@ -17,12 +19,14 @@ import warnings
 
 import requests
 from anymail.exceptions import AnymailError, AnymailNotSupportedWarning
+from anymail.utils import get_anymail_setting, get_request_basic_auth
 from anymail.webhooks.amazon_ses import AmazonSESTrackingWebhookView
 from anymail.webhooks.mailgun import MailgunTrackingWebhookView
 from anymail.webhooks.sendgrid import SendGridTrackingWebhookView
 from django.core.exceptions import SuspiciousOperation
 from django.db import DataError, transaction
 from django.http import Http404, HttpRequest, HttpResponse
+from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt
 
 from delivery.event_wait import WEBHOOK_KEY, missing_webhook_settings
@@ -58,6 +62,8 @@ def tracking_webhook(request: HttpRequest, provider: str) -> HttpResponse:
     if missing:
         log.error("%s webhook refused: %s not configured", provider, ", ".join(missing))
         return HttpResponse("webhook not configured\n", status=403, content_type="text/plain")
+    if not basic_auth_ok(request):
+        return _refused(provider, "missing or invalid basic auth")
     try:
         replay.check_fresh(kind, request)
         sns_message = sns.verify(request.body) if kind == "ses" else None
@@ -68,6 +74,14 @@ def tracking_webhook(request: HttpRequest, provider: str) -> HttpResponse:
     if sns_message and response.status_code == 200:
         return _confirm_if_asked(sns_message, response)
     return response
+
+
+def basic_auth_ok(request: HttpRequest) -> bool:
+    """anymail's basic-auth check (the same secrets, compared in constant time), run before the
+    SNS signature check, which may fetch a certificate; anymail runs its own again later."""
+    given = get_request_basic_auth(request)
+    allowed = get_anymail_setting("webhook_secret", default=[])
+    return given is not None and any(constant_time_compare(given, pair) for pair in allowed)
 
 
 def _confirm_if_asked(message: dict, response: HttpResponse) -> HttpResponse:

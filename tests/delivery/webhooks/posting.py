@@ -115,7 +115,7 @@ def post_mailgun(client, data, *, at=None, key=MAILGUN_KEY, tamper=None, auth_pa
 # --- Amazon SES through SNS ----------------------------------------------------------------------
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:gpmas-events"
-CERT_URL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-test.pem"
+CERT_URL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-0123456789abcdef.pem"
 SNS_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 OTHER_SNS_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 

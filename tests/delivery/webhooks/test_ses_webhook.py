@@ -160,6 +160,47 @@ def test_a_forged_notification_is_refused_and_changes_nothing(client, forge, sns
     )
 
 
+@pytest.mark.parametrize(
+    "cert_url",
+    [
+        pytest.param("https://sns.us-east-1.amazonaws.com/other.pem", id="not SNS's file name"),
+        pytest.param(
+            "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-../x.pem",
+            id="not hex",
+        ),
+        pytest.param(
+            "https://sns.us-east-1.amazonaws.com/x/SimpleNotificationService-ab.pem",
+            id="in another folder",
+        ),
+        pytest.param(
+            "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-ab.pem?u=1",
+            id="with a query",
+        ),
+    ],
+)
+def test_a_certificate_url_of_another_shape_is_not_fetched(client, cert_url, sns_certificates):
+    job = new_job()
+    before = snapshot()
+
+    assert post_ses(client, sign_sns(ses_notification(job), cert_url=cert_url)).status_code == 400
+
+    assert sns_certificates.fetched == []
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("auth_pair", [None, ("hooks", "nope")], ids=["no auth", "wrong auth"])
+def test_an_unauthenticated_post_fetches_no_certificate(client, auth_pair, sns_certificates):
+    """Basic auth is checked first: a stranger cannot make the site fetch certificates."""
+    job = new_job()
+    before = snapshot()
+
+    response = post_ses(client, ses_notification(job), auth_pair=auth_pair)
+
+    assert response.status_code == 400
+    assert sns_certificates.fetched == []
+    assert snapshot() == before
+
+
 def test_an_expired_certificate_is_refused(client, sns_certificates):
     sns_certificates.pem = certificate_pem(SNS_KEY, valid_days=-1)
     job = new_job()
