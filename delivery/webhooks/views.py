@@ -6,7 +6,8 @@ anymail checks it, before anything else (else 400: an unauthenticated client mus
 site fetch an SNS certificate); the signed timestamp must be inside the replay window
 (``replay``, else 400); then anymail checks the provider's signature and parses the body (a
 refusal or a body it cannot parse: 400); its ``tracking`` signal writes the events (``events``),
-all of one request in one transaction.
+all of one request in one transaction, which a Mailgun token reused for another event rolls
+back (400).
 Bad input gets a 4xx and changes nothing; only a failure while writing (the database) is a 500,
 which makes the provider post the events again later.
 """
@@ -70,7 +71,7 @@ def tracking_webhook(request: HttpRequest, provider: str) -> HttpResponse:
     except (replay.Stale, sns.Refused) as exc:
         return _refused(provider, str(exc))
     context = contextvars.copy_context()
-    response = context.run(_hand_to_anymail, provider, view, request)
+    response = context.run(_hand_to_anymail, provider, kind, view, request)
     if sns_message and response.status_code == 200:
         return _confirm_if_asked(sns_message, response)
     return response
@@ -99,10 +100,15 @@ def _confirm_if_asked(message: dict, response: HttpResponse) -> HttpResponse:
     return response
 
 
-def _hand_to_anymail(provider: str, view, request: HttpRequest) -> HttpResponse:
+def _hand_to_anymail(provider: str, kind: str, view, request: HttpRequest) -> HttpResponse:
     try:
         with transaction.atomic():
-            return view(request)
+            response = view(request)
+            if response.status_code == 200:  # signature verified: a token is worth keeping
+                replay.check_token(kind, request)
+            return response
+    except replay.Reused as exc:  # the transaction rolled back: the events are not written
+        return _refused(provider, str(exc))
     except DataError as exc:  # a value the database cannot hold: the body's fault
         return _refused(provider, str(exc))
     except (AnymailError, SuspiciousOperation, ValueError, KeyError, TypeError) as exc:

@@ -96,9 +96,11 @@ def mailgun_event(job=None, *, event="delivered", email=None, **fields) -> dict:
     return data
 
 
-def post_mailgun(client, data, *, at=None, key=MAILGUN_KEY, tamper=None, auth_pair=BASIC):
+def post_mailgun(
+    client, data, *, at=None, key=MAILGUN_KEY, tamper=None, auth_pair=BASIC, token=None
+):
     stamp = str(int(time.time() if at is None else at))
-    token = uuid.uuid4().hex
+    token = token or uuid.uuid4().hex
     signature = hmac.new(key.encode(), f"{stamp}{token}".encode(), hashlib.sha256).hexdigest()
     body = {"signature": {"timestamp": stamp, "token": token, "signature": signature}}
     raw = json.dumps({**body, "event-data": data}).encode()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 
 import pytest
 
@@ -87,6 +88,32 @@ def test_a_bad_post_is_refused_and_changes_nothing(client, bad):
     response = post_mailgun(client, mailgun_event(job, event="complained"), **bad)
 
     assert 400 <= response.status_code < 500
+    assert snapshot() == before
+
+
+def test_a_signature_replayed_with_another_event_is_refused(client):
+    """Mailgun signs timestamp + token only: a captured signature must not carry a new event."""
+    job = new_job()
+    stamp, token = time.time(), uuid.uuid4().hex
+    assert post_mailgun(client, mailgun_event(job), at=stamp, token=token).status_code == 200
+    before = snapshot()
+
+    forged = mailgun_event(job, event="complained")
+    response = post_mailgun(client, forged, at=stamp, token=token)
+
+    assert response.status_code == 400
+    assert snapshot() == before
+
+
+def test_a_retried_identical_post_is_answered_200_and_changes_nothing(client):
+    """Mailgun retries the same post, token included: it must get 200, or it keeps retrying."""
+    job = new_job()
+    data, stamp, token = mailgun_event(job), time.time(), uuid.uuid4().hex
+    assert post_mailgun(client, data, at=stamp, token=token).status_code == 200
+    before = snapshot()
+
+    assert post_mailgun(client, data, at=stamp, token=token).status_code == 200
+
     assert snapshot() == before
 
 
