@@ -19,12 +19,11 @@ import logging
 import warnings
 
 import requests
-from anymail.exceptions import AnymailError, AnymailNotSupportedWarning
+from anymail.exceptions import AnymailNotSupportedWarning
 from anymail.utils import get_anymail_setting, get_request_basic_auth
 from anymail.webhooks.amazon_ses import AmazonSESTrackingWebhookView
 from anymail.webhooks.mailgun import MailgunTrackingWebhookView
 from anymail.webhooks.sendgrid import SendGridTrackingWebhookView
-from django.core.exceptions import SuspiciousOperation
 from django.db import DataError, transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.crypto import constant_time_compare
@@ -101,9 +100,11 @@ def _confirm_if_asked(message: dict, response: HttpResponse) -> HttpResponse:
 
 
 def _hand_to_anymail(provider: str, kind: str, view, request: HttpRequest) -> HttpResponse:
+    answered = False
     try:
         with transaction.atomic():
             response = view(request)
+            answered = True
             if response.status_code == 200:  # signature verified: a token is worth keeping
                 replay.check_token(kind, request)
             return response
@@ -111,10 +112,13 @@ def _hand_to_anymail(provider: str, kind: str, view, request: HttpRequest) -> Ht
         return _refused(provider, str(exc))
     except DataError as exc:  # a value the database cannot hold: the body's fault
         return _refused(provider, str(exc))
-    except (AnymailError, SuspiciousOperation, ValueError, KeyError, TypeError) as exc:
-        if events.writing.get():  # the body parsed; the write failed
+    except Exception as exc:
+        # Before the first event is handed to us, anything raised is anymail failing on the body
+        # (an AttributeError or OverflowError as much as a ValueError): 400, not a retry. Once
+        # writing, or after anymail answered (the token cache), it is ours: 500, posted again.
+        if answered or events.writing.get():
             raise
-        return _refused(provider, str(exc) or type(exc).__name__)
+        return _refused(provider, f"{type(exc).__name__}: {exc}")
 
 
 def _refused(provider: str, reason: str) -> HttpResponse:

@@ -117,6 +117,26 @@ def test_a_retried_identical_post_is_answered_200_and_changes_nothing(client):
     assert snapshot() == before
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param({"timestamp": "inf"}, id="infinite timestamp"),
+        pytest.param({"timestamp": "nan"}, id="NaN timestamp"),
+        pytest.param({"timestamp": 1e300}, id="timestamp past year 9999"),
+        pytest.param({"message": "not an object"}, id="message not an object"),
+    ],
+)
+def test_a_signed_body_of_the_wrong_shape_is_refused_and_changes_nothing(client, change):
+    """Signed, so it reaches anymail's parser: whatever that raises is the body's fault."""
+    job = new_job()
+    before = snapshot()
+
+    response = post_mailgun(client, {**mailgun_event(job), **change})
+
+    assert 400 <= response.status_code < 500
+    assert snapshot() == before
+
+
 def test_a_body_without_signature_is_refused(client):
     before = snapshot()
     for body in (b"{}", b"[1]", b'{"signature": 5}', b"nonsense"):
