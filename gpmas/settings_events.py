@@ -6,7 +6,8 @@ from gpmas.env import ConfigError, env_bool, env_int, env_list, env_str
 # The providers' tracking webhooks, /webhooks/<sendgrid|mailgun|amazon_ses>/tracking/. Secrets
 # only from the environment; a webhook whose secrets are unset refuses every post (403).
 ANYMAIL = {
-    # Basic-auth "user:password" pairs, comma-separated: several are accepted, for rotation.
+    # Basic-auth "user:password" pairs, comma-separated (so no secret may contain a comma):
+    # several are accepted, for rotation.
     "WEBHOOK_SECRET": env_list("GPMAS_WEBHOOK_SECRETS", []),
     "MAILGUN_WEBHOOK_SIGNING_KEY": env_str("GPMAS_MAILGUN_WEBHOOK_SIGNING_KEY"),
     # SendGrid's Signed Event Webhook public key, as SendGrid shows it (base64, no PEM lines).
