@@ -10,7 +10,12 @@ from delivery.delivery_state import record_delivery_state
 from delivery.models import EmailJob, Suppression
 from invitations.models import Invitation
 from tests.browser.test_main_path import CHROMIUM, chromium, log_in  # noqa: F401
-from tests.browser.test_organizer_pages import LONG, WIDTHS, no_sideways_scroll
+from tests.browser.test_organizer_pages import (
+    LONG,
+    WIDTHS,
+    no_sideways_scroll,
+    watch_event_on_a_phone,
+)
 from tests.events.factories import make_event
 
 pytestmark = [
@@ -67,11 +72,7 @@ def test_states_and_reasons_fit_and_the_filter_picks_them(chromium, live_server,
 
 def test_a_bounce_reported_later_shows_without_a_reload(chromium, live_server, party, settings):  # noqa: F811
     settings.GPMAS_LIVE_POLL_MS = 300
-    page = chromium.new_page(viewport={"width": 390, "height": 800})
-    page.set_default_timeout(15_000)
-    log_in(page, live_server.url, "olivia", "pw-olivia-1")
-    page.goto(f"{live_server.url}/events/{party.pk}/")
-    page.evaluate("window.notReloaded = true")
+    page = watch_event_on_a_phone(chromium, live_server.url, party.pk)
 
     ann = Invitation.objects.get(email="ann@example.com")
     record_delivery_state(ann.email_job_id, State.BOUNCED_HARD, at=timezone.now())

@@ -24,6 +24,17 @@ def no_sideways_scroll(page, width: int) -> None:
     assert scroll <= width, f"{page.url} is {scroll} px wide in a {width} px viewport"
 
 
+def watch_event_on_a_phone(chromium, base_url: str, event_id: int):  # noqa: F811
+    """Olivia's event page at 390 px, polled live; ``window.notReloaded`` would be lost if the
+    page reloaded, so a test can tell a live update from a reload."""
+    page = chromium.new_page(viewport={"width": 390, "height": 800})
+    page.set_default_timeout(15_000)
+    log_in(page, base_url, "olivia", "pw-olivia-1")
+    page.goto(f"{base_url}/events/{event_id}/")
+    page.evaluate("window.notReloaded = true")
+    return page
+
+
 def within_reach(locator, width: int) -> None:
     box = locator.bounding_box()
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, box
@@ -74,12 +85,8 @@ def test_pages_fit_and_revoke_asks_first_then_undoes(chromium, live_server, part
 
 def test_the_guest_list_updates_without_a_reload(chromium, live_server, party, settings):  # noqa: F811
     settings.GPMAS_LIVE_POLL_MS = 300
-    page = chromium.new_page(viewport={"width": 390, "height": 800})
-    page.set_default_timeout(15_000)
-    log_in(page, live_server.url, "olivia", "pw-olivia-1")
-    page.goto(f"{live_server.url}/events/{party.pk}/")
+    page = watch_event_on_a_phone(chromium, live_server.url, party.pk)
     assert page.locator("#count-accepted").inner_text() == "0"
-    page.evaluate("window.notReloaded = true")
 
     invitation_accept(token=tokens(party)["ann@example.com"], party_size=1)
     ann, bob = (Invitation.objects.get(email=f"{name}@example.com") for name in ("ann", "bob"))
