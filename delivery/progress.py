@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from django.db.models import Q
 from django.utils import dateformat
 
+from delivery import suppression
 from delivery.models import EmailJob, Suppression
 from delivery.unsubscribe import REASON as UNSUBSCRIBED_NOTE
 
@@ -114,11 +115,11 @@ def job_progress(
 
 
 def not_sent_because(note: str) -> str:
-    """Why a suppressed job was not sent, from the note its writer left (``delivery.services``,
-    ``delivery.suppression``: "… suppressed (<reason>)"; ``delivery.unsubscribe.REASON``)."""
+    """Why a suppressed job was not sent, from the note its writer left
+    (``suppression.not_sent_note``, or ``delivery.unsubscribe.REASON``)."""
     if note == UNSUBSCRIBED_NOTE:
         return NOT_SENT_UNSUBSCRIBED
-    reason = note.rpartition("(")[2].rstrip(")")
+    reason = suppression.reason_in(note)
     return NOT_SENT_BECAUSE.get(reason, "not sent: this address is on the do-not-send list")
 
 

@@ -107,7 +107,7 @@ def _mark_suppressed(jobs: list[EmailJob], *, now: dt.datetime) -> None:
         address = suppression.normalized(job.to_email)
         reason = blocked.get(address)
         if reason and suppression.stops(job.kind, reason):
-            error = f"not sent: the address is suppressed ({reason})"
+            error = suppression.not_sent_note(reason)
         elif (job.list_owner_id, address) in unsubscribed:
             error = unsubscribe.REASON
         else:

@@ -120,15 +120,24 @@ def suppress(address: str, reason: str, *, event: DeliveryEvent | None = None) -
     return row
 
 
+def not_sent_note(reason: str, *, tense: str = "is") -> str:
+    """The ``last_error`` of a job not sent for a suppression (``reason_in`` reads it back)."""
+    return f"not sent: the address {tense} suppressed ({reason})"
+
+
+def reason_in(note: str) -> str:
+    """The suppression reason a ``not_sent_note`` names; "" for any other note."""
+    head, found, tail = note.partition(" suppressed (")
+    return tail.rstrip(")") if found and head.startswith("not sent: the address ") else ""
+
+
 def _suppress_waiting_jobs(address: str, reason: str) -> int:
     """Jobs to the address still waiting to be sent are not sent either (a job already being
     sent goes)."""
     waiting = EmailJob.objects.filter(to_email__iexact=address)
     if reason != Reason.COMPLAINT:
         waiting = waiting.exclude(kind__in=TRANSACTIONAL)
-    return outbox.suppress_waiting(
-        waiting, reason=f"not sent: the address was suppressed ({reason})"
-    )
+    return outbox.suppress_waiting(waiting, reason=not_sent_note(reason, tense="was"))
 
 
 def lift(suppressions: QuerySet[Suppression], *, by, source: str, reason: str) -> int:
