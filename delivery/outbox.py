@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from delivery import event_wait
@@ -251,11 +252,10 @@ def record_sent_by_event(job_id: int, *, message_id: str, provider_kind: str = "
     sent = {"status": Status.SENT, "lease_expires_at": None, "finished_at": timezone.now()}
     if message_id:
         sent["provider_message_id"] = message_id[:255]
-    if provider_kind:
-        attempts = DeliveryAttempt.objects.filter(job=job_id, provider__kind=provider_kind)
-        provider = attempts.order_by("-id").values_list("provider_id", flat=True).first()
-        if provider is not None:
-            sent["provider_id"] = provider
+    if provider_kind:  # in the same UPDATE: most events find the job sent already
+        attempts = DeliveryAttempt.objects.filter(job=OuterRef("pk"), provider__kind=provider_kind)
+        latest = Subquery(attempts.order_by("-id").values("provider_id")[:1])
+        sent["provider_id"] = Coalesce(latest, F("provider_id"))
     return bool(tried.update(**sent, last_error=""))
 
 
