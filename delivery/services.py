@@ -27,6 +27,7 @@ from delivery.validation import check_address, check_from, check_headers, check_
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 1000
+KINDS = frozenset(EmailJob.Kind.values)
 
 
 @dataclass
@@ -49,7 +50,7 @@ class EmailDraft:
     list_owner_id: int | None = None
 
     def to_job(self, *, now: dt.datetime) -> EmailJob:
-        if self.kind not in EmailJob.Kind.values:
+        if self.kind not in KINDS:
             raise ValidationError({"kind": f"{self.kind!r} is not a kind of email."})
         if JOB_HEADER.lower() in (name.lower() for name in self.headers):
             raise ValidationError({"headers": f"{JOB_HEADER} is set by the outbox."})

@@ -5,6 +5,7 @@ header values are checked here, before any message is built.
 """
 
 import email.utils
+import functools
 import re
 
 from django.core.exceptions import ValidationError
@@ -28,8 +29,10 @@ def check_address(value: str, field: str) -> str:
     return value.strip()
 
 
+@functools.lru_cache(maxsize=256)
 def check_from(value: str) -> str:
-    """A sender may carry a display name: ``GPMAS <invitations@example.com>``."""
+    """A sender may carry a display name: ``GPMAS <invitations@example.com>``. Remembered: a
+    bulk invite checks the same sender ten thousand times (a refused one is not remembered)."""
     check_single_line(value, "from_email")
     name, address = email.utils.parseaddr(value)
     if not address:

@@ -21,10 +21,15 @@ from delivery.validation import check_address
 from events import ics
 from events.display import format_moment, format_when
 from events.models import Event
+from invitations.mail_merge import MailMerges
 from invitations.models import Invitation
 from invitations.tokens import unsubscribe_url
 
 Kind = EmailJob.Kind
+
+# The kinds whose templates read no per-guest value but ``mail_merge.FIELDS``: a batch renders
+# them once (``invitations.mail_merge``).
+MERGED_KINDS = frozenset({Kind.INVITATION})
 
 
 def reply_to(event: Event) -> dict[str, str]:
@@ -48,12 +53,19 @@ def sender(event: Event) -> str:
 
 def render(kind: str, subject: str, context: dict) -> dict[str, str]:
     context = {"subject": subject, "site_url": settings.GPMAS_SITE_URL.rstrip("/"), **context}
-    return {
-        "headers": context["reply_headers"],
-        "subject": subject,
-        "text_body": render_to_string(f"invitations/email/{kind}.txt", context),
-        "html_body": render_to_string(f"invitations/email/{kind}.html", context),
-    }
+
+    def render_each(context: dict) -> dict[str, str]:
+        return {
+            "headers": context["reply_headers"],
+            "subject": subject,
+            "text_body": render_to_string(f"invitations/email/{kind}.txt", context),
+            "html_body": render_to_string(f"invitations/email/{kind}.html", context),
+        }
+
+    merges = context.get("merges")
+    if merges is not None and kind in MERGED_KINDS:
+        return merges.render(kind, subject, context, render_each)
+    return render_each(context)
 
 
 def event_context(event: Event) -> dict:
@@ -66,6 +78,11 @@ def event_context(event: Event) -> dict:
         "reply_headers": reply_to(event),
         "sender": sender(event),
     }
+
+
+def batch_context(event: Event) -> dict:
+    """``event_context`` for many guests at once: their invitations are rendered once."""
+    return {**event_context(event), "merges": MailMerges()}
 
 
 def base_context(

@@ -44,7 +44,7 @@ def invitations_refresh_unsent(event: Event) -> int:
         .filter(event=event, email_job__status=EmailJob.Status.QUEUED, email_job__attempts=0)
         .order_by("id")
     )
-    shared = emails.event_context(event)
+    shared = emails.batch_context(event)
     rewritten = 0
     for start in range(0, len(unsent), BATCH_SIZE):
         rewritten += _rewrite_batch(event, unsent[start : start + BATCH_SIZE], shared)

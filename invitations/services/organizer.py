@@ -45,7 +45,7 @@ def invitations_invite(*, event: Event, guests: Sequence[Guest]) -> InviteReport
             else:
                 live.add(guest.email)
                 new.append(guest)
-        shared = emails.event_context(locked)
+        shared = emails.batch_context(locked)
         for start in range(0, len(new), BATCH_SIZE):
             batch = new[start : start + BATCH_SIZE]
             report.invited.extend(_invite_batch(locked, batch, shared))
