@@ -17,7 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from delivery import outbox, suppression, unsubscribe
+from delivery import outbox, outbox_copy, suppression, unsubscribe
 from delivery.message import JOB_HEADER
 from delivery.models import EmailJob, Provider
 from delivery.publishing import publish_or_fail_fast
@@ -119,16 +119,18 @@ def _mark_suppressed(jobs: list[EmailJob], *, now: dt.datetime) -> None:
 def _write_batch(jobs: list[EmailJob]) -> list[EmailJob]:
     """INSERT, skipping keys the outbox has; then give every job its row's id.
 
-    The INSERT cannot say which rows it skipped, so the ids are read back by key: a row whose
+    Rows the INSERT did not report (all of them, but for COPY) are read back by key: a row whose
     ``created_at`` is not the one this INSERT wrote existed before (or came from an earlier
     draft of the same call), and that job is replaced by the stored row.
     """
-    EmailJob.objects.bulk_create(jobs, ignore_conflicts=True)
-    stored = EmailJob.objects.filter(idempotency_key__in=[job.idempotency_key for job in jobs])
-    rows = {
-        key: (pk, created)
-        for key, pk, created in stored.values_list("idempotency_key", "pk", "created_at")
-    }
+    rows = outbox_copy.insert(jobs)
+    unknown = [job.idempotency_key for job in jobs if job.idempotency_key not in rows]
+    if unknown:
+        stored = EmailJob.objects.filter(idempotency_key__in=unknown)
+        rows.update(
+            (key, (pk, created))
+            for key, pk, created in stored.values_list("idempotency_key", "pk", "created_at")
+        )
     existing = []
     for index, job in enumerate(jobs):
         job.pk, created = rows[job.idempotency_key]

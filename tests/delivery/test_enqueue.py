@@ -7,11 +7,23 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.utils import timezone
 
-from delivery.models import EmailJob
+from delivery import outbox_copy
+from delivery.models import EmailJob, Provider
 from delivery.services import EmailDraft, email_enqueue, nudge_drain
 from tests.delivery.jobs import new_job as enqueue
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(params=["bulk_create", "copy"])
+def write_path(request, monkeypatch):
+    """Both ways ``outbox_copy.insert`` writes: one INSERT, or COPY on PostgreSQL from
+    ``COPY_FROM`` jobs up (here from one job)."""
+    if request.param == "copy":
+        if connection.vendor != "postgresql":
+            pytest.skip("COPY is PostgreSQL's")
+        monkeypatch.setattr(outbox_copy, "COPY_FROM", 1)
+    return request.param
 
 
 def test_enqueue_writes_a_queued_job_due_now():
@@ -32,7 +44,7 @@ def test_enqueue_with_not_before_is_due_only_then():
     assert job.next_attempt_at == later
 
 
-def test_same_idempotency_key_returns_the_existing_job():
+def test_same_idempotency_key_returns_the_existing_job(write_path):
     first = enqueue(idempotency_key="confirm:7", subject="First")
     second = enqueue(idempotency_key="confirm:7", subject="Different")
     assert second.pk == first.pk
@@ -40,7 +52,7 @@ def test_same_idempotency_key_returns_the_existing_job():
     assert EmailJob.objects.count() == 1
 
 
-def test_enqueue_returns_the_jobs_in_the_drafts_order_with_their_ids():
+def test_enqueue_returns_the_jobs_in_the_drafts_order_with_their_ids(write_path):
     existing = enqueue(idempotency_key="k:1", subject="Stored")
     batch = [
         EmailDraft(kind="test", to_email="a@example.com", subject="A", text_body="x"),
@@ -60,6 +72,42 @@ def test_enqueue_returns_the_jobs_in_the_drafts_order_with_their_ids():
     stored = EmailJob.objects.in_bulk([job.pk for job in jobs])
     assert [stored[job.pk].subject for job in jobs] == ["A", "Stored", "C", "C"]
     assert EmailJob.objects.count() == 3
+
+
+def test_copy_writes_the_rows_bulk_create_writes(monkeypatch):
+    if connection.vendor != "postgresql":
+        pytest.skip("COPY is PostgreSQL's")
+    pinned = Provider.objects.create(name="pinned", kind="console")
+    later = timezone.now() + dt.timedelta(days=2)
+
+    def written(prefix: str) -> list[dict]:
+        batch = [
+            EmailDraft(
+                kind="invitation",
+                to_email=f"g{i}@example.com",
+                subject=f"Tab\there, quote ' \\ {i}",
+                text_body="line\nnext \\N \t é",
+                html_body="" if i % 2 else "<p>x</p>",
+                headers={"Reply-To": "o@example.com", "X-N": str(i)},
+                ics="BEGIN:VCALENDAR\r\nEND:VCALENDAR" if i == 1 else "",
+                topic="event:9",
+                idempotency_key=f"{prefix}:{i}",
+                not_before=later if i == 2 else None,
+                pinned_provider=pinned if i == 3 else None,
+                list_owner_id=None,
+            )
+            for i in range(4)
+        ]
+        jobs = email_enqueue(batch)
+        skip = {"id", "idempotency_key", "created_at", "updated_at", "next_attempt_at"}
+        rows = EmailJob.objects.filter(pk__in=[job.pk for job in jobs]).order_by("pk").values()
+        return [{k: v for k, v in row.items() if k not in skip} for row in rows]
+
+    inserted = written("insert")
+    monkeypatch.setattr(outbox_copy, "COPY_FROM", 1)
+    copied = written("copy")
+    assert copied == inserted
+    assert copied[2]["not_before"] == later and copied[3]["pinned_provider_id"] == pinned.pk
 
 
 @pytest.mark.parametrize(
