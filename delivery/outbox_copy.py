@@ -39,19 +39,22 @@ def insert(jobs: list[EmailJob]) -> dict[str, tuple[int, dt.datetime]]:
         )
         with cursor.cursor.copy(f"COPY {SCRATCH} ({columns}) FROM STDIN") as copy:
             for job in jobs:
-                # What bulk_create does per value: auto_now(_add) stamps, then the db form.
-                copy.write_row(
-                    [
-                        field.get_db_prep_save(field.pre_save(job, True), connection)
-                        for field in fields
-                    ]
-                )
+                # What bulk_create does per value: auto_now(_add) stamps, then the stored form.
+                copy.write_row([_db_value(field, field.pre_save(job, True)) for field in fields])
         cursor.execute(
             f"WITH moved AS (DELETE FROM {SCRATCH} RETURNING *) "
             f"INSERT INTO {EmailJob._meta.db_table} ({columns}) SELECT {columns} FROM moved "
             "ON CONFLICT DO NOTHING RETURNING idempotency_key, id, created_at"
         )
         return {key: (pk, created) for key, pk, created in cursor.fetchall()}
+
+
+def _db_value(field, value):
+    # None and aware datetimes are stored as they are (what get_db_prep_save returns for them on
+    # PostgreSQL), without its checks: four datetimes a job were a third of the COPY's time.
+    if value is None or (isinstance(value, dt.datetime) and value.tzinfo is not None):
+        return value
+    return field.get_db_prep_save(value, connection)
 
 
 @functools.cache
