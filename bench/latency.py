@@ -28,6 +28,7 @@ import os
 import time
 import warnings
 
+from bench import cpu
 from bench import latency_peers as peers
 from bench.bulk_invite import Organizer, pasted
 from bench.fanout import POOL, WORKERS, _only_provider
@@ -46,7 +47,7 @@ def calls_in_flight() -> int:
     return settings.GPMAS_CALLS_IN_FLIGHT
 
 
-def gpmas_run(kind: str, count: int) -> dict:
+def gpmas_run(kind: str, count: int, workers=()) -> dict:
     """One organizer's bulk invite of ``count`` guests, until the provider accepted them all."""
     from delivery.models import EmailJob
     from sandbox.providers import SANDBOX_PROVIDERS
@@ -57,10 +58,13 @@ def gpmas_run(kind: str, count: int) -> dict:
     first_job = next_job_id()
     organizer = Organizer(f"latency-{kind}")
     _, canonical = organizer.preview(pasted(count))
+    cpu = CpuByPart(workers)
     started = time.time()
     organizer.confirm(canonical)
     request_seconds = time.time() - started
+    cpu.request_done()
     last = peers.wait_for_acceptance(sandbox, kind, count, started)
+    cpu_parts = cpu.stop()
     jobs = EmailJob.objects.filter(pk__gte=first_job, kind="invitation")
     wait_until(
         lambda: jobs.filter(status=EmailJob.Status.SENT).count() >= count,
@@ -77,11 +81,51 @@ def gpmas_run(kind: str, count: int) -> dict:
         "request_seconds": request_seconds,
         "phases": phases,
         "calls": stats["calls"],
+        "cpu_seconds": cpu_parts,
         "check": f"{count} sent, {attempts} attempts, {stats['messages']} at the emulator in "
         f"{stats['calls']} calls; from the POST: request done {request_seconds:.1f} s, "
-        + ", ".join(f"{k.replace('_', ' ')} {v:.1f} s" for k, v in phases.items() if v),
+        + ", ".join(
+            f"{k.replace('_', ' ')} {v:.1f}{'' if k.startswith('calls') else ' s'}"
+            for k, v in phases.items()
+            if v
+        )
+        + "; CPU s: "
+        + ", ".join(f"{k.replace('_', ' ')} {v:.1f}" for k, v in cpu_parts.items()),
         "ok": attempts == count and stats["messages"] == count,
     }
+
+
+class CpuByPart:
+    """Where the CPU went: the invite request (this process), then while sending the workers,
+    the emulators, PostgreSQL and Redis (shared servers count whatever else ran meanwhile)."""
+
+    def __init__(self, workers) -> None:
+        from django.conf import settings
+
+        self.redis_url = settings.REDIS_URL
+        self.workers = [worker.popen.pid for worker in workers]
+        self.started = time.process_time()
+        self.request = 0.0
+
+    def _servers(self) -> dict[str, float]:
+        from bench.processes import sandbox_pid
+
+        return {
+            "workers": sum(cpu.tree_seconds(pid) for pid in self.workers),
+            "emulator": cpu.tree_seconds(sandbox_pid()),
+            "postgresql": cpu.named_seconds("postgres"),
+            "redis": cpu.redis_seconds(self.redis_url),
+        }
+
+    def request_done(self) -> None:
+        self.request = time.process_time() - self.started
+        self.sending_started = self._servers()
+
+    def stop(self) -> dict[str, float]:
+        now = self._servers()
+        return {"request": self.request} | {
+            f"sending_{name}": now[name] - self.sending_started[name] for name in now
+        }
 
 
 def _phases(jobs, started: float) -> dict:
@@ -109,7 +153,15 @@ def _phases(jobs, started: float) -> dict:
         },
         "last_call": calls["last"],
     }
-    return {k: v.timestamp() - started if v else None for k, v in moments.items()}
+    phases = {k: v.timestamp() - started if v else None for k, v in moments.items()}
+    # One batch call's attempts share their start and duration: the calls, and how many were
+    # in flight on average between the first call's start and the last one's end.
+    calls = set(attempts.values_list("started_at", "duration_ms", "provider_id"))
+    if calls:
+        begin = min(start for start, _, _ in calls).timestamp()
+        end = max(start.timestamp() + ms / 1000 for start, ms, _ in calls)
+        phases["calls_in_flight_on_average"] = sum(ms for _, ms, _ in calls) / 1000 / (end - begin)
+    return phases
 
 
 def run(count: int, peer_messages: int = 1000, kinds=PROVIDERS) -> list[dict]:
@@ -148,7 +200,7 @@ def run(count: int, peer_messages: int = 1000, kinds=PROVIDERS) -> list[dict]:
     try:
         gpmas = f"GPMAS ({WORKERS} workers x {POOL}, {calls_in_flight()} calls in flight each)"
         for kind in kinds:
-            measure(kind, gpmas, gpmas_run(kind, count), count)
+            measure(kind, gpmas, gpmas_run(kind, count, processes[:WORKERS]), count)
     finally:
         for process in processes:
             process.stop()

@@ -167,7 +167,7 @@ GPMAS_MAX_AGE_SECONDS = env_int("GPMAS_MAX_AGE_SECONDS", 2 * 24 * 3600, minimum=
 GPMAS_BACKOFF_BASE_SECONDS = env_float("GPMAS_BACKOFF_BASE_SECONDS", 10.0, minimum=0)
 GPMAS_BACKOFF_CAP_SECONDS = env_float("GPMAS_BACKOFF_CAP_SECONDS", 3600.0, minimum=0)
 GPMAS_DRAIN_INTERVAL_SECONDS = env_float("GPMAS_DRAIN_INTERVAL_SECONDS", 5.0, minimum=0.1)
-GPMAS_DRAIN_BATCH_SIZE = env_int("GPMAS_DRAIN_BATCH_SIZE", 100, minimum=1)
+GPMAS_DRAIN_BATCH_SIZE = env_int("GPMAS_DRAIN_BATCH_SIZE", 250, minimum=1)
 GPMAS_DRAIN_LIMIT = env_int("GPMAS_DRAIN_LIMIT", 5000, minimum=1)
 # A job dispatched this recently is not published again: its Celery message is probably queued.
 GPMAS_REDISPATCH_AFTER_SECONDS = env_int("GPMAS_REDISPATCH_AFTER_SECONDS", 60, minimum=1)
