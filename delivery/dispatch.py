@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,6 +32,10 @@ DRAIN_LOCK = "drain"
 # says how long a drain killed mid-tick (kill -9, a lost machine) holds back the next ones: every
 # expired lease and due job waits that long. Short, like the stack's other recovery times.
 LOCK_EXPIRE_SECONDS = 10
+# Batch sizes (``batch_size_for``): no smaller than this while ``GPMAS_DRAIN_BATCH_SIZE`` allows,
+# and large enough beyond that to make at most ``SPREAD`` batches of what is due.
+SMALLEST_BATCH = 100
+SPREAD = 16
 
 
 @dataclass
@@ -76,7 +81,7 @@ def _drain_once(publish: Callable[[list[int]], None]) -> DrainReport:
         report.reason = "halted"
         return report
     job_ids = _take_due_ids(timezone.now())
-    batch_size = settings.GPMAS_DRAIN_BATCH_SIZE
+    batch_size = batch_size_for(len(job_ids))
     for start in range(0, len(job_ids), batch_size):
         batch = job_ids[start : start + batch_size]
         try:
@@ -89,6 +94,15 @@ def _drain_once(publish: Callable[[list[int]], None]) -> DrainReport:
             break
         report.dispatched += len(batch)
     return report
+
+
+def batch_size_for(due: int) -> int:
+    """Job ids per published batch: ``GPMAS_DRAIN_BATCH_SIZE`` when many are due, so a big
+    invite makes fewer and fuller batch calls (SendGrid, Mailgun, SES), but down to
+    ``SMALLEST_BATCH`` so that a smaller one is still shared by ``SPREAD`` worker processes
+    (one-by-one providers such as SMTP are sent faster by more processes, not larger tasks)."""
+    largest = settings.GPMAS_DRAIN_BATCH_SIZE
+    return max(min(SMALLEST_BATCH, largest), min(largest, math.ceil(due / SPREAD)))
 
 
 def _take_due_ids(now: dt.datetime) -> list[int]:

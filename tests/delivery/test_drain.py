@@ -58,6 +58,22 @@ def test_drain_publishes_due_jobs_in_batches_and_stamps_them():
     assert not EmailJob.objects.filter(dispatched_at__isnull=True).exists()
 
 
+@pytest.mark.parametrize(
+    ("due", "largest", "size"),
+    [
+        (1, 250, 100),  # a small invite: batches of 100, spread over processes as before
+        (250, 250, 100),
+        (1600, 250, 100),  # 16 batches of 100
+        (3200, 250, 200),  # more than 16 batches' worth: fuller batches
+        (5000, 250, 250),  # a drain's limit: the largest batches
+        (45, 20, 20),  # a setting below the smallest batch is the size, whatever is due
+    ],
+)
+def test_a_drain_publishes_larger_batches_only_when_many_jobs_are_due(due, largest, size):
+    with override_settings(GPMAS_DRAIN_BATCH_SIZE=largest):
+        assert dispatch.batch_size_for(due) == size
+
+
 @pytest.mark.django_db
 def test_a_job_published_recently_is_not_published_again():
     make_jobs(3)
