@@ -1,0 +1,197 @@
+"""SES v2 ``SendBulkEmail`` (``POST /v2/email/outbound-bulk-emails``), emulated here because moto
+5.2 does not implement it (docs/sandbox.md, "SES bulk sending").
+
+The call is checked as SES checks it (1 to 50 entries, inline template content, valid template
+data and headers, a verified sender, asked of moto), then each entry is rendered into a message
+of its own: the template's ``{{name}}`` replaced by the entry's data merged over the default
+data, the template's headers overridden by the entry's ``ReplacementHeaders``, and one SES
+message id per entry. SES answers per entry: an entry addressed to a ``rejected@…`` mailbox gets
+``MESSAGE_REJECTED`` (the sandbox's rule, as ``bounce@…`` bounces), the others ``SUCCESS``.
+An entry whose template names a value its data lacks is accepted and never delivered: SES
+reports that only later, as a rendering failure.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from email.message import EmailMessage
+from typing import Any
+
+from moto.ses.utils import get_random_message_id
+
+from sandbox.inbox import CapturedMessage
+from sandbox.mime import addresses, parse_mime
+
+log = logging.getLogger(__name__)
+BULK_PATH = "/v2/email/outbound-bulk-emails"
+MAX_ENTRIES = 50
+MAX_HEADERS = 15
+REJECTED_MAILBOX = "rejected"
+_HEADER_NAME = re.compile(r"^[!-9;-~]{1,126}$")
+_HEADER_VALUE = re.compile(r"^[ -~]{1,995}$")
+_PLACEHOLDER = re.compile(r"\{\{\{?\s*([A-Za-z0-9_.-]+)\s*\}?\}\}")
+
+
+class BulkRefused(Exception):
+    """The call as a whole is refused: ``code`` and message as SES sends them."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code, self.status = code, status
+
+
+class RenderingFailure(Exception):
+    pass
+
+
+def send_bulk(
+    body: dict[str, Any], *, sender_verified: Callable[[str], bool]
+) -> tuple[dict[str, Any], list[CapturedMessage]]:
+    """The answer to one call and the copies it delivered; raises ``BulkRefused``."""
+    template, entries = _checked(body)
+    sender = str(body["FromEmailAddress"])
+    if not sender_verified(sender):
+        raise BulkRefused(
+            "MessageRejected",
+            f"Email address is not verified. The following identities failed the check: {sender}",
+        )
+    results, captured = [], []
+    for entry in entries:
+        result, copies = _send_entry(sender, template, entry, body)
+        results.append(result)
+        captured += copies
+    return {"BulkEmailEntryResults": results}, captured
+
+
+def _checked(body: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    if not body.get("FromEmailAddress"):
+        raise BulkRefused("BadRequestException", "FromEmailAddress is required")
+    entries = body.get("BulkEmailEntries")
+    if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_ENTRIES:
+        raise BulkRefused(
+            "BadRequestException", f"BulkEmailEntries must hold 1 to {MAX_ENTRIES} entries"
+        )
+    template = (body.get("DefaultContent") or {}).get("Template") or {}
+    content = template.get("TemplateContent")
+    if not content:
+        if template.get("TemplateName"):  # the sandbox stores no templates
+            name = template["TemplateName"]
+            raise BulkRefused("NotFoundException", f"Template {name} does not exist.", 404)
+        raise BulkRefused("BadRequestException", "DefaultContent.Template needs TemplateContent")
+    if not content.get("Subject") or not (content.get("Text") or content.get("Html")):
+        raise BulkRefused("BadRequestException", "Template content needs a subject and a body")
+    _data(template.get("TemplateData"))
+    _headers(template.get("Headers"))
+    for entry in entries:
+        if not _recipients(entry):
+            raise BulkRefused("BadRequestException", "Every entry needs a destination")
+        replacement = (entry.get("ReplacementEmailContent") or {}).get("ReplacementTemplate")
+        _data((replacement or {}).get("ReplacementTemplateData"))
+        _headers(entry.get("ReplacementHeaders"))
+    return template, entries
+
+
+def _data(text: Any) -> dict[str, Any]:
+    try:
+        data = json.loads(text or "{}")
+    except (TypeError, ValueError):
+        data = None
+    if not isinstance(data, dict):
+        raise BulkRefused("BadRequestException", "Template data must be a JSON object")
+    return data
+
+
+def _headers(headers: Any) -> list[tuple[str, str]]:
+    headers = headers or []
+    if not isinstance(headers, list) or len(headers) > MAX_HEADERS:
+        raise BulkRefused("BadRequestException", f"At most {MAX_HEADERS} headers per message")
+    pairs = [(str(h.get("Name", "")), str(h.get("Value", ""))) for h in headers]
+    for name, value in pairs:
+        if not _HEADER_NAME.match(name) or not _HEADER_VALUE.match(value):
+            raise BulkRefused("BadRequestException", f"Invalid message header {name!r}")
+    return pairs
+
+
+def _recipients(entry: dict[str, Any]) -> list[str]:
+    destination = entry.get("Destination") or {}
+    keys = ("ToAddresses", "CcAddresses", "BccAddresses")
+    return addresses([address for key in keys for address in destination.get(key) or []])
+
+
+def _send_entry(sender: str, template: dict, entry: dict, body: dict):
+    recipients = _recipients(entry)
+    refused = [r for r in recipients if r.partition("@")[0].lower() == REJECTED_MAILBOX]
+    if refused:
+        error = f"Email address is on the sandbox's rejection list: {refused[0]}"
+        return {"Status": "MESSAGE_REJECTED", "Error": error}, []
+    message_id = get_random_message_id()
+    try:
+        mime = _message(sender, template, entry)
+        mime["Message-ID"] = f"<{message_id}@email.amazonses.com>"
+    except RenderingFailure as exc:
+        log.warning("sandbox SES: message %s not delivered: %s", message_id, exc)
+        return {"Status": "SUCCESS", "MessageId": message_id}, []
+    parsed = parse_mime(mime.as_bytes())
+    tags = {
+        str(tag.get("Name")): str(tag.get("Value"))
+        for tag in [*(body.get("DefaultEmailTags") or []), *(entry.get("ReplacementTags") or [])]
+    }
+    copies = [
+        CapturedMessage(
+            provider="ses",
+            to=[recipient],
+            from_email=parsed.from_email,
+            subject=parsed.subject,
+            text=parsed.text,
+            html=parsed.html,
+            headers=dict(parsed.headers),
+            provider_message_id=message_id,
+            raw=parsed.raw,
+            metadata=dict(tags),
+        )
+        for recipient in recipients
+    ]
+    return {"Status": "SUCCESS", "MessageId": message_id}, copies
+
+
+def _message(sender: str, template: dict, entry: dict) -> EmailMessage:
+    content = template["TemplateContent"]
+    replacement = (entry.get("ReplacementEmailContent") or {}).get("ReplacementTemplate") or {}
+    data = _data(template.get("TemplateData"))
+    data.update(_data(replacement.get("ReplacementTemplateData")))
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = ", ".join(_recipients(entry))
+    message["Subject"] = _render(content["Subject"], data)
+    headers = dict(_headers(template.get("Headers")))
+    for name, value in _headers(entry.get("ReplacementHeaders")):
+        headers = {k: v for k, v in headers.items() if k.lower() != name.lower()}
+        headers[name] = value
+    for name, value in headers.items():
+        message[name] = value
+    if content.get("Text"):
+        message.set_content(_render(content["Text"], data))
+    if content.get("Html"):
+        html = _render(content["Html"], data)
+        if content.get("Text"):
+            message.add_alternative(html, subtype="html")
+        else:
+            message.set_content(html, subtype="html")
+    return message
+
+
+def _render(text: str, data: dict[str, Any]) -> str:
+    """One pass: a value is inserted as is, never read as a template itself (as Handlebars)."""
+
+    def value(match: re.Match) -> str:
+        found: Any = data
+        for part in match[1].split("."):
+            if not isinstance(found, dict) or part not in found:
+                raise RenderingFailure(f"Attribute '{match[1]}' is not present in the data")
+            found = found[part]
+        return str(found)
+
+    return _PLACEHOLDER.sub(value, text)
