@@ -17,13 +17,12 @@ import http.client
 import json
 import re
 import threading
-import uuid
 from typing import Any
 
 from sandbox.faults import Verdict
 from sandbox.inbox import CapturedMessage
 from sandbox.mime import addresses, attachment_content, parse_mime
-from sandbox.ses_bulk import BULK_PATH, BulkRefused, send_bulk
+from sandbox.ses_bulk import BULK_PATH, answer_bulk, aws_error, rejection
 from sandbox.web import Request, Response
 
 SEND_PATH = "/v2/email/outbound-emails"
@@ -69,14 +68,6 @@ def code_for_status(status: int) -> str:
     if status == 404:
         return "NotFoundException"
     return "BadRequestException"
-
-
-def aws_error(status: int, code: str, message: str) -> Response:
-    return Response.json(
-        status,
-        {"__type": code, "message": message},
-        [("x-amzn-ErrorType", code), ("x-amzn-RequestId", str(uuid.uuid4()))],
-    )
 
 
 class SesEmulator:
@@ -148,6 +139,8 @@ class SesEmulator:
     def handle(self, request: Request) -> tuple[Response, list[CapturedMessage]]:
         if request.path == BULK_PATH:
             return self.bulk(request)
+        if error := rejection(request):
+            return aws_error(400, "MessageRejected", error), []
         response = self.passthrough(request)
         if response.status != 200:
             return response, []
@@ -162,17 +155,7 @@ class SesEmulator:
         """SendBulkEmail, answered here (moto lacks it) with moto's identities (``ses_bulk``)."""
         region = _region(request)
         self.ensure_identities(region)
-        try:
-            body = request.json()
-            if not isinstance(body, dict):
-                raise BulkRefused("BadRequestException", "the body must be a JSON object")
-            answer, captured = send_bulk(body, sender_verified=lambda s: self._verified(region, s))
-        except BulkRefused as exc:
-            return aws_error(exc.status, exc.code, str(exc)), []
-        except (ValueError, UnicodeDecodeError) as exc:
-            return aws_error(400, "BadRequestException", f"sandbox could not parse: {exc}"), []
-        response = Response.json(200, answer, [("x-amzn-RequestId", str(uuid.uuid4()))])
-        return response, captured
+        return answer_bulk(request, sender_verified=lambda s: self._verified(region, s))
 
     def _verified(self, region: str, sender: str) -> bool:
         """moto's rule for SendEmail: the address or its domain is a verified identity."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import uuid
 from collections.abc import Callable
 from email.message import EmailMessage
 from typing import Any
@@ -24,6 +25,7 @@ from moto.ses.utils import get_random_message_id
 
 from sandbox.inbox import CapturedMessage
 from sandbox.mime import addresses, parse_mime
+from sandbox.web import Request, Response
 
 log = logging.getLogger(__name__)
 BULK_PATH = "/v2/email/outbound-bulk-emails"
@@ -45,6 +47,29 @@ class BulkRefused(Exception):
 
 class RenderingFailure(Exception):
     pass
+
+
+def aws_error(status: int, code: str, message: str) -> Response:
+    return Response.json(
+        status,
+        {"__type": code, "message": message},
+        [("x-amzn-ErrorType", code), ("x-amzn-RequestId", str(uuid.uuid4()))],
+    )
+
+
+def answer_bulk(
+    request: Request, *, sender_verified: Callable[[str], bool]
+) -> tuple[Response, list[CapturedMessage]]:
+    try:
+        body = request.json()
+        if not isinstance(body, dict):
+            raise BulkRefused("BadRequestException", "the body must be a JSON object")
+        answer, captured = send_bulk(body, sender_verified=sender_verified)
+    except BulkRefused as exc:
+        return aws_error(exc.status, exc.code, str(exc)), []
+    except (ValueError, UnicodeDecodeError) as exc:
+        return aws_error(400, "BadRequestException", f"sandbox could not parse: {exc}"), []
+    return Response.json(200, answer, [("x-amzn-RequestId", str(uuid.uuid4()))]), captured
 
 
 def send_bulk(
@@ -86,7 +111,7 @@ def _checked(body: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]
     _data(template.get("TemplateData"))
     _headers(template.get("Headers"))
     for entry in entries:
-        if not _recipients(entry):
+        if not recipients(entry):
             raise BulkRefused("BadRequestException", "Every entry needs a destination")
         replacement = (entry.get("ReplacementEmailContent") or {}).get("ReplacementTemplate")
         _data((replacement or {}).get("ReplacementTemplateData"))
@@ -115,17 +140,31 @@ def _headers(headers: Any) -> list[tuple[str, str]]:
     return pairs
 
 
-def _recipients(entry: dict[str, Any]) -> list[str]:
+def recipients(entry: dict[str, Any]) -> list[str]:
+    """The addresses of an entry's ``Destination`` (or of a SendEmail request's)."""
     destination = entry.get("Destination") or {}
     keys = ("ToAddresses", "CcAddresses", "BccAddresses")
     return addresses([address for key in keys for address in destination.get(key) or []])
 
 
+def rejection(request: Request) -> str:
+    """Why SES rejects a SendEmail request ("" when it does not): the rule for each entry of a
+    SendBulkEmail call."""
+    try:
+        body = request.json()
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    return _rejection(recipients(body)) if isinstance(body, dict) else ""
+
+
+def _rejection(addresses: list[str]) -> str:
+    refused = [a for a in addresses if a.partition("@")[0].lower() == REJECTED_MAILBOX]
+    return f"Email address is on the sandbox's rejection list: {refused[0]}" if refused else ""
+
+
 def _send_entry(sender: str, template: dict, entry: dict, body: dict):
-    recipients = _recipients(entry)
-    refused = [r for r in recipients if r.partition("@")[0].lower() == REJECTED_MAILBOX]
-    if refused:
-        error = f"Email address is on the sandbox's rejection list: {refused[0]}"
+    to = recipients(entry)
+    if error := _rejection(to):
         return {"Status": "MESSAGE_REJECTED", "Error": error}, []
     message_id = get_random_message_id()
     try:
@@ -152,7 +191,7 @@ def _send_entry(sender: str, template: dict, entry: dict, body: dict):
             raw=parsed.raw,
             metadata=dict(tags),
         )
-        for recipient in recipients
+        for recipient in to
     ]
     return {"Status": "SUCCESS", "MessageId": message_id}, copies
 
@@ -164,7 +203,7 @@ def _message(sender: str, template: dict, entry: dict) -> EmailMessage:
     data.update(_data(replacement.get("ReplacementTemplateData")))
     message = EmailMessage()
     message["From"] = sender
-    message["To"] = ", ".join(_recipients(entry))
+    message["To"] = ", ".join(recipients(entry))
     message["Subject"] = _render(content["Subject"], data)
     headers = dict(_headers(template.get("Headers")))
     for name, value in _headers(entry.get("ReplacementHeaders")):

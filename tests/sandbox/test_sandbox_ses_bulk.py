@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from sandbox import Fault, Sandbox
 
-from .helpers import SENDER, ses_client
+from .helpers import SENDER, ses_client, ses_raw
 
 TEMPLATE = {"Subject": "{{subject}}", "Text": "{{text}}", "Html": "{{html}}"}
 
@@ -166,3 +166,12 @@ def test_latency_is_per_call_and_concurrent_calls_wait_side_by_side(sandbox: San
     # loaded machine (as tests/sandbox/test_sandbox_latency.py).
     assert elapsed < 6 * 0.3 / 2
     assert sandbox.inbox.stats()["ses"]["messages"] == 30
+
+
+def test_send_email_to_a_rejected_mailbox_is_rejected_too(sandbox: Sandbox) -> None:
+    client = ses_client(sandbox)
+    with pytest.raises(client.exceptions.MessageRejected) as caught:
+        ses_raw(client, "rejected@example.org")
+
+    assert "rejection list" in caught.value.response["Error"]["Message"]
+    assert sandbox.inbox.messages("ses") == []
