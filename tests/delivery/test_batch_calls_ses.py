@@ -5,11 +5,13 @@ are sent. Asserted on what the emulator received, through boto3, and on the rows
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from delivery import connections
 from delivery.message import JOB_HEADER, OutgoingMessage
-from delivery.models import DeliveryAttempt, EmailJob
+from delivery.models import DeliveryAttempt, EmailJob, Provider
 from delivery.providers import ErrorClass, SendError
 from delivery.providers.ses import SesAdapter
 from delivery.providers.ses_bulk import MAX_DESTINATIONS, MAX_VARIABLE_BYTES
@@ -22,6 +24,7 @@ from tests.delivery.sendpath import (
     copies_of,
     ids,
     new_job,
+    only,
     outcomes,
     quota_used,
 )
@@ -257,3 +260,23 @@ def test_the_attempts_of_a_bulk_call_share_its_timing(ses, clean_sandbox):
     jobs_send(job_ids=ids(jobs))
     attempts = DeliveryAttempt.objects.filter(job__in=jobs)
     assert len({(a.started_at, a.duration_ms) for a in attempts}) == 1
+
+
+def test_a_bulk_call_carries_no_more_recipients_than_the_rate_allows(providers, clean_sandbox):
+    """SES counts recipients per second: a call of 25 could never reserve a rate of 10, so the
+    calls are cut to the rate; what each second allows goes, the rest waits."""
+    ses = only("ses", daily_quota=1000)
+    Provider.objects.filter(pk=ses.pk).update(max_per_second=10)
+    jobs = [new_job() for _ in range(25)]
+
+    results = jobs_send(job_ids=ids(jobs))
+
+    sent = [pk for pk in ids(jobs) if results[pk] == Status.SENT]
+    assert set(results.values()) <= {Status.SENT, Status.QUEUED}
+    calls_by_start = Counter(
+        DeliveryAttempt.objects.filter(job__in=jobs).values_list("started_at", flat=True)
+    )
+    assert max(calls_by_start.values()) == 10  # bulk calls, each the rate's 10 recipients
+    assert (
+        sum(calls_by_start.values()) == len(sent) == clean_sandbox.inbox.stats()["ses"]["messages"]
+    )
