@@ -12,9 +12,12 @@ import pytest
 from botocore.exceptions import ClientError
 
 from sandbox import Fault, Sandbox
+from sandbox.webhook_keys import WebhookKeys
+from tests.sandbox.recording_site import Site
 
 from .helpers import SENDER, ses_client, ses_raw
 
+KEYS = WebhookKeys.generate()
 TEMPLATE = {"Subject": "{{subject}}", "Text": "{{text}}", "Html": "{{html}}"}
 
 
@@ -175,3 +178,28 @@ def test_send_email_to_a_rejected_mailbox_is_rejected_too(sandbox: Sandbox) -> N
 
     assert "rejection list" in caught.value.response["Error"]["Message"]
     assert sandbox.inbox.messages("ses") == []
+
+
+def test_each_bulk_recipient_gets_its_own_ses_events(sandbox: Sandbox) -> None:
+    """The SNS notifications the sandbox posts for a bulk call: one set per entry, each with that
+    entry's own headers (its job) and SES message id, as the site correlates them."""
+    site = Site()
+    sandbox.send_events_to(site.url, secret="sandbox:secret", keys=KEYS, delay=0)
+    try:
+        entries = [entry("guest@example.org", 1), entry("bounce@example.org", 2)]
+        results = bulk(ses_client(sandbox), entries)["BulkEmailEntryResults"]
+
+        assert sandbox.webhooks.wait_for(lambda posted: len(posted) == 2, timeout=15)
+    finally:
+        sandbox.stop_events()
+        site.close()
+    events = {}
+    for path, _, body in site.posts:
+        assert path == "/webhooks/amazon_ses/tracking/"
+        event = json.loads(json.loads(body)["Message"])
+        headers = {h["name"]: h["value"] for h in event["mail"]["headers"]}
+        events[headers["X-GPMAS-Job"]] = (event["eventType"], event["mail"]["messageId"])
+    assert events == {
+        "1": ("Delivery", results[0]["MessageId"]),
+        "2": ("Bounce", results[1]["MessageId"]),
+    }
