@@ -20,7 +20,7 @@ MAX_DESTINATIONS = 50  # entries per SendBulkEmail call
 # A message whose own values are larger goes alone (50 x 10 kB keeps a call near half a MB).
 MAX_VARIABLE_BYTES = 10_000
 # SES's limits on a header it is given as a field (botocore's model: MessageHeader).
-MAX_HEADERS, MAX_HEADER_VALUE = 15, 995
+MAX_HEADERS, MAX_HEADER_NAME, MAX_HEADER_VALUE = 15, 126, 995
 _HEADER_VALUE = re.compile(r"^[ -~]+$")  # printable ASCII, as SES requires
 # Handlebars' delimiters: a message containing one goes alone (README, Decisions).
 _DELIMITERS = ("{{", "}}")
@@ -98,7 +98,12 @@ def _variables(message: OutgoingMessage) -> dict[str, str]:
 def _headers_fit(headers: dict[str, str]) -> bool:
     if len(headers) > MAX_HEADERS:
         return False
-    return all(len(v) <= MAX_HEADER_VALUE and _HEADER_VALUE.match(v) for v in headers.values())
+    return all(
+        len(name) <= MAX_HEADER_NAME
+        and len(value) <= MAX_HEADER_VALUE
+        and _HEADER_VALUE.match(value)
+        for name, value in headers.items()
+    )
 
 
 def _has_delimiter(values: dict[str, str], headers: dict[str, str]) -> bool:

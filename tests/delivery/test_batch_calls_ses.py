@@ -280,3 +280,32 @@ def test_a_bulk_call_carries_no_more_recipients_than_the_rate_allows(providers, 
     assert (
         sum(calls_by_start.values()) == len(sent) == clean_sandbox.inbox.stats()["ses"]["messages"]
     )
+
+
+@pytest.mark.parametrize(
+    ("fields", "batched"),
+    [
+        ({}, True),
+        ({"headers": {f"X-H{i}": "v" for i in range(15)}}, True),
+        ({"headers": {f"X-H{i}": "v" for i in range(16)}}, False),  # SES: 15 headers a message
+        ({"headers": {"X-" + "n" * 124: "v"}}, True),
+        ({"headers": {"X-" + "n" * 125: "v"}}, False),  # a name of 127 characters
+        ({"headers": {"X-Long": "v" * 995}}, True),
+        ({"headers": {"X-Long": "v" * 996}}, False),
+        ({"headers": {"X-Empty": ""}}, False),
+        ({"subject": "Closing }} braces"}, False),
+        ({"html_body": "<p>{{guest}}</p>"}, False),
+        ({"headers": {"X-Tag": "{{x}}"}}, False),
+        ({"ics": ICS}, False),
+    ],
+)
+def test_what_a_bulk_entry_can_carry(ses, fields, batched):
+    adapter = connections.adapter_for(ses)
+    base = {
+        "to_email": "a@example.com",
+        "from_email": "GPMAS <invitations@gpmas.local>",
+        "subject": "Invitation",
+        "text_body": "Hello",
+        "html_body": "<p>Hello</p>",
+    }
+    assert (adapter.batch_key(OutgoingMessage(**{**base, **fields})) is not None) is batched
