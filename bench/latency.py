@@ -8,7 +8,8 @@ stops at the emulator's record of its last acceptance (``GET /api/last-accepted`
 - GPMAS: an organizer invites N guests through the real invite page (preview, then the confirming
   POST); the clock starts at that POST. Two Celery workers with a pool of two each and beat, as
   the fan-out benchmark runs them, every mechanism on (drain, ranking, quota, halt check, leases,
-  attempts, batch calls: SendGrid personalizations and Mailgun recipient-variables, and
+  attempts, batch calls: SendGrid personalizations, Mailgun recipient-variables and SES
+  SendBulkEmail (SES also measured with it off, one SendEmail per message), and
   GPMAS_CALLS_IN_FLIGHT calls in flight per pool process).
 - django-post-office with its default threads (one process, five threads, batches of 100),
   through django-anymail's SendGrid or Mailgun backend pointed at the emulator (one call per
@@ -201,10 +202,12 @@ def run(count: int, peer_messages: int = 1000, kinds=PROVIDERS) -> list[dict]:
         gpmas = f"GPMAS ({WORKERS} workers x {POOL}, {calls_in_flight()} calls in flight each)"
         for kind in kinds:
             measure(kind, gpmas, gpmas_run(kind, count, processes[:WORKERS]), count)
+        if "ses" in kinds:
+            processes = ses_one_by_one(processes, peer_count, gpmas, measure)
     finally:
         for process in processes:
             process.stop()
-    # SES: GPMAS alone, one SendEmail per message (moto has no SendBulkEmail to batch against).
+    # SES has no peer row: post-office with anymail's SES backend would need SendBulkEmail too.
     for kind in (k for k in kinds if k != "ses"):
         latency = LATENCY_MS[kind]
         measure(
@@ -238,6 +241,19 @@ def run(count: int, peer_messages: int = 1000, kinds=PROVIDERS) -> list[dict]:
         gpmas_row = next(r for r in rows if r["provider"] == row["provider"])
         row["gpmas_ratio"] = gpmas_row["per_second"] / row["per_second"]
     return rows
+
+
+def ses_one_by_one(processes: list, messages: int, gpmas: str, measure) -> list:
+    """GPMAS again with SendBulkEmail off (``GPMAS_SES_BATCH_SIZE=1``: one SendEmail per
+    message), on ``messages`` and extrapolated like a peer; its workers replace the batching
+    ones. Returns the processes now running."""
+    workers, rest = processes[:WORKERS], processes[WORKERS:]
+    for worker in workers:
+        worker.stop()
+    workers = start_workers(WORKERS, concurrency=POOL, label="sendemail", GPMAS_SES_BATCH_SIZE="1")
+    contestant = f"{gpmas}, one SendEmail per message"
+    measure("ses", contestant, gpmas_run("ses", messages, workers), messages)
+    return [*workers, *rest]
 
 
 def print_table(rows: list[dict]) -> None:

@@ -68,8 +68,11 @@ def sandbox_pid() -> int:
     return _sandbox.popen.pid
 
 
-def start_workers(count: int, *, concurrency: int = 1, **env: str) -> list[Process]:
-    """``count`` Celery worker processes (prefork, one pool process each), as deployed."""
+def start_workers(
+    count: int, *, concurrency: int = 1, label: str = "bench", **env: str
+) -> list[Process]:
+    """``count`` Celery worker processes (prefork, one pool process each), as deployed. A
+    ``label`` of its own tells a later set apart from stopped ones whose heartbeats linger."""
     workers = []
     for number in range(1, count + 1):
         command = [
@@ -81,18 +84,19 @@ def start_workers(count: int, *, concurrency: int = 1, **env: str) -> list[Proce
             "worker",
             "--pool=prefork",
             f"--concurrency={concurrency}",
-            f"--hostname=bench{number}-{RUN_ID}@%h",
+            f"--hostname={label}{number}-{RUN_ID}@%h",
             "--without-mingle",
             "--without-gossip",
             "--loglevel=WARNING",
         ]
-        workers.append(Process(f"worker{number}", command, **env))
+        name = f"worker{number}" if label == "bench" else f"{label}-worker{number}"
+        workers.append(Process(name, command, **env))
     from django.conf import settings
 
     def all_ready() -> bool:
         for worker in workers:
             worker.check_alive()
-        return len(_worker_heartbeats(settings)) >= count
+        return len([w for w in _worker_heartbeats(settings) if w.startswith(label)]) >= count
 
     wait_until(all_ready, timeout=90, interval=0.2, what="the workers")
     return workers

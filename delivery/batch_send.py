@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from delivery import event_wait, inflight, outbox, provider_state, ranking
 from delivery.batching import batch_sendings
+from delivery.call_answers import record_answered
 from delivery.calls import Call, note_outcome, refund_quota
 from delivery.freshness import DeferredSuccesses, HaltCheck, ProviderStateCache
 from delivery.models import EmailJob, Provider
@@ -238,9 +239,7 @@ class BatchSend:
         done = future.result()
         self.state.call_finished(done.provider)
         if done.error is None:
-            self.halt.remember(outbox.record_accepted([done.attempt(job) for job in sending.jobs]))
-            self.note(sending, done)
-            self.results.update(dict.fromkeys(sending.job_ids, Status.SENT))
+            record_answered(self, sending, done)
             return
         for job in sending.jobs:
             outbox.record_attempt(done.attempt(job))

@@ -43,7 +43,7 @@ def batch_sendings(batch: BatchSend) -> tuple[list[Sending], dict[int, int]]:
     sendings = [
         Sending(jobs, batch=True, candidates=[provider], messages=messages)
         for provider, jobs in drawn_by.values()
-        for jobs, messages in chunks(adapter_for(provider), jobs)
+        for jobs, messages in chunks(adapter_for(provider), jobs, rate=provider.max_per_second)
     ]
     return sendings, draws
 
@@ -64,22 +64,23 @@ def _takes_batches(provider: Provider, selection: ranking.Selection) -> bool:
 Chunk = tuple[list[EmailJob], list[OutgoingMessage]]
 
 
-def chunks(adapter: Adapter, jobs: Sequence[EmailJob]) -> list[Chunk]:
+def chunks(adapter: Adapter, jobs: Sequence[EmailJob], *, rate: int | None = None) -> list[Chunk]:
     """Jobs (and their messages) grouped by the adapter's ``batch_key``, at most ``max_batch``
-    to a chunk, and no address twice in a chunk when the adapter asks for distinct recipients;
-    chunks of one are left out."""
+    to a chunk, and no more than the provider's recipients per second (``rate``: a larger call
+    could never reserve them), and no address twice in a chunk when the adapter asks for
+    distinct recipients; chunks of one are left out."""
     groups: dict[object, list[tuple[EmailJob, OutgoingMessage]]] = defaultdict(list)
     for job in jobs:
         message = message_for(job)
         key = adapter.batch_key(message)
         if key is not None:
             groups[key].append((job, message))
-    every = [chunk for group in groups.values() for chunk in _split(adapter, group)]
+    size = min(adapter.max_batch, rate or adapter.max_batch)
+    every = [chunk for group in groups.values() for chunk in _split(adapter, group, size)]
     return [([j for j, _ in chunk], [m for _, m in chunk]) for chunk in every if len(chunk) >= 2]
 
 
-def _split(adapter: Adapter, group: list[tuple[EmailJob, OutgoingMessage]]):
-    size = adapter.max_batch
+def _split(adapter: Adapter, group: list[tuple[EmailJob, OutgoingMessage]], size: int):
     if not adapter.distinct_recipients:
         return [group[i : i + size] for i in range(0, len(group), size)]
     split: list[list[tuple[EmailJob, OutgoingMessage]]] = []

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -21,6 +22,7 @@ from delivery.message import JOB_HEADER, OutgoingMessage
 from delivery.models import DeliveryAttempt, EmailJob, Provider
 from delivery.provider_state import Grant
 from delivery.providers import Adapter, ErrorClass, ProviderConfigError, SendError
+from delivery.providers.base import BatchAnswer
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,8 @@ class Call:
     message_id: str = ""
     error: SendError | None = None
     seconds: float = 0.0
+    # A batch call the provider answered message by message: each message's id or error.
+    answers: list[str | SendError] | None = None
 
     @property
     def duration_ms(self) -> int:
@@ -57,11 +61,11 @@ class Call:
         self.seconds = time.monotonic() - self.clock
         return self
 
-    def make(self, send: Callable[[Adapter], str]) -> Call:
+    def make(self, send: Callable[[Adapter], BatchAnswer]) -> Call:
         """Make the call; its failure is kept as a SendError. A task time limit is raised: the
         caller records the call (``finish``) as an unknown outcome."""
         try:
-            self.message_id = send(adapter_for(self.provider))
+            answer = send(adapter_for(self.provider))
         except SoftTimeLimitExceeded:
             raise
         except SendError as exc:
@@ -72,7 +76,22 @@ class Call:
             log.exception("provider %s raised unexpectedly", self.provider.name)
             error = SendError(ErrorClass.UNKNOWN, f"{type(exc).__name__}: {exc}", code="adapter")
             return self.finish(error)
+        if isinstance(answer, str):
+            self.message_id = answer
+        else:
+            self.answers = answer
         return self.finish()
+
+    def per_message(self, count: int) -> list[Call]:
+        """This call as each of its ``count`` messages saw it: its own id or its own error."""
+        if self.answers is None:
+            return [self] * count
+        return [
+            dataclasses.replace(self, message_id="", error=answer, answers=None)
+            if isinstance(answer, SendError)
+            else dataclasses.replace(self, message_id=answer, answers=None)
+            for answer in self.answers
+        ]
 
     def attempt(self, job: EmailJob) -> outbox.Attempt:
         """The attempt-log entry of this call for ``job``."""

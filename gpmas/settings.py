@@ -87,9 +87,7 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": env_database("DATABASE_URL", f"sqlite:///{DATA_DIR / 'gpmas.sqlite3'}"),
-}
+DATABASES = {"default": env_database("DATABASE_URL", f"sqlite:///{DATA_DIR / 'gpmas.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, worker and beat share one SQLite file in the embedded setup: wait for the write lock
     # instead of failing at once, and take it at BEGIN so a read never has to upgrade.
@@ -195,6 +193,8 @@ GPMAS_LATENCY_CEILING_SECONDS = env_float(
 )
 # Provider calls one worker process keeps in flight at once (a slow call takes one slot).
 GPMAS_CALLS_IN_FLIGHT = env_int("GPMAS_CALLS_IN_FLIGHT", 4, minimum=1)
+# Messages per SES SendBulkEmail call (at most SES's 50); 1 sends each by SendEmail.
+GPMAS_SES_BATCH_SIZE = env_int("GPMAS_SES_BATCH_SIZE", 50, minimum=1)
 
 # --- Celery (docs/architecture.md, "Celery settings and why") -----------------------------------
 CELERY_BROKER_URL = env_redis_url("CELERY_BROKER_URL", REDIS_URL)

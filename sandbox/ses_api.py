@@ -17,12 +17,12 @@ import http.client
 import json
 import re
 import threading
-import uuid
 from typing import Any
 
 from sandbox.faults import Verdict
 from sandbox.inbox import CapturedMessage
 from sandbox.mime import addresses, attachment_content, parse_mime
+from sandbox.ses_bulk import BULK_PATH, answer_bulk, aws_error, rejection
 from sandbox.web import Request, Response
 
 SEND_PATH = "/v2/email/outbound-emails"
@@ -70,14 +70,6 @@ def code_for_status(status: int) -> str:
     return "BadRequestException"
 
 
-def aws_error(status: int, code: str, message: str) -> Response:
-    return Response.json(
-        status,
-        {"__type": code, "message": message},
-        [("x-amzn-ErrorType", code), ("x-amzn-RequestId", str(uuid.uuid4()))],
-    )
-
-
 class SesEmulator:
     name = "ses"
     default_status = 500
@@ -87,22 +79,30 @@ class SesEmulator:
         self._identities = identities
         self._verified_regions: set[str] = set()
         self._verify_lock = threading.Lock()
+        self._clients: dict[str, Any] = {}
+
+    def _moto(self, region: str) -> Any:
+        """A boto3 SES (v1) client of the moto server, for its identities in ``region``."""
+        with self._verify_lock:
+            if region not in self._clients:
+                import boto3  # noqa: PLC0415  (slow import, needed only once)
+
+                host, port = self._backend
+                self._clients[region] = boto3.client(
+                    "ses",
+                    endpoint_url=f"http://{host}:{port}",
+                    region_name=region,
+                    aws_access_key_id="sandbox",
+                    aws_secret_access_key="sandbox",
+                )
+            return self._clients[region]
 
     # Moto keeps identities per region; verify them in whichever region a caller signs for.
     def ensure_identities(self, region: str) -> None:
+        client = self._moto(region)
         with self._verify_lock:
             if region in self._verified_regions:
                 return
-            import boto3  # noqa: PLC0415  (slow import, needed only once)
-
-            host, port = self._backend
-            client = boto3.client(
-                "ses",
-                endpoint_url=f"http://{host}:{port}",
-                region_name=region,
-                aws_access_key_id="sandbox",
-                aws_secret_access_key="sandbox",
-            )
             for identity in self._identities:
                 if "@" in identity:
                     client.verify_email_identity(EmailAddress=identity)
@@ -111,7 +111,7 @@ class SesEmulator:
             self._verified_regions.add(region)
 
     def matches(self, method: str, path: str) -> bool:
-        return method == "POST" and path == SEND_PATH
+        return method == "POST" and path in (SEND_PATH, BULK_PATH)
 
     def is_passthrough(self, request: Request) -> bool:
         if request.path.startswith("/v2/"):
@@ -137,6 +137,10 @@ class SesEmulator:
         return response
 
     def handle(self, request: Request) -> tuple[Response, list[CapturedMessage]]:
+        if request.path == BULK_PATH:
+            return self.bulk(request)
+        if error := rejection(request):
+            return aws_error(400, "MessageRejected", error), []
         response = self.passthrough(request)
         if response.status != 200:
             return response, []
@@ -147,9 +151,22 @@ class SesEmulator:
             # moto accepted something we cannot read back: say so instead of losing it silently.
             return aws_error(400, "BadRequestException", f"sandbox could not parse: {exc}"), []
 
+    def bulk(self, request: Request) -> tuple[Response, list[CapturedMessage]]:
+        """SendBulkEmail, answered here (moto lacks it) with moto's identities (``ses_bulk``)."""
+        region = _region(request)
+        self.ensure_identities(region)
+        return answer_bulk(request, sender_verified=lambda s: self._verified(region, s))
+
+    def _verified(self, region: str, sender: str) -> bool:
+        """moto's rule for SendEmail: the address or its domain is a verified identity."""
+        address = addresses([sender])[0] if addresses([sender]) else sender
+        domain = address.rpartition("@")[2]
+        client = self._moto(region)
+        found = client.get_identity_verification_attributes(Identities=[address, domain])
+        return bool(found.get("VerificationAttributes"))
+
     def passthrough(self, request: Request) -> Response:
-        match = _REGION_RE.search(request.header("Authorization"))
-        self.ensure_identities(match[1] if match else "us-east-1")
+        self.ensure_identities(_region(request))
         connection = http.client.HTTPConnection(*self._backend, timeout=30)
         try:
             connection.putrequest(
@@ -169,6 +186,11 @@ class SesEmulator:
         headers = [(k, v) for k, v in answer.getheaders() if k.lower() not in HOP_BY_HOP]
         headers = [(k, v) for k, v in headers if k.lower() not in {"server", "date"}]
         return Response(answer.status, body, headers)
+
+
+def _region(request: Request) -> str:
+    match = _REGION_RE.search(request.header("Authorization"))
+    return match[1] if match else "us-east-1"
 
 
 def _data(value: Any) -> str:

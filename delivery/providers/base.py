@@ -37,6 +37,12 @@ class SendError(Exception):
         self.retry_after = retry_after
 
 
+# What ``send_batch`` returns: the call's one id when the provider took every message, or, from
+# a provider that answers message by message (SES SendBulkEmail), one item per message in order:
+# its own id, or the SendError that refused that message alone.
+BatchAnswer = str | list[str | SendError]
+
+
 class ProviderConfigError(Exception):
     """The provider row cannot be used as configured (unknown kind, missing secret)."""
 
@@ -100,8 +106,9 @@ class Adapter:
         """Messages with the same key can share one ``send_batch`` call; None: send it alone."""
         return None
 
-    def send_batch(self, messages: list[OutgoingMessage]) -> str:
-        """Hand several messages over in one call (all accepted or none); return the call's id."""
+    def send_batch(self, messages: list[OutgoingMessage]) -> BatchAnswer:
+        """Hand several messages over in one call. A call that took none raises SendError; one
+        that took some answers per message (``BatchAnswer``)."""
         raise NotImplementedError
 
     def close(self) -> None:

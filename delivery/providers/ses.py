@@ -7,9 +7,11 @@ from botocore.exceptions import (
     EndpointConnectionError,
     ReadTimeoutError,
 )
+from django.conf import settings
 
 from delivery.message import OutgoingMessage
-from delivery.providers.base import Adapter, ErrorClass, SendError
+from delivery.providers import ses_bulk
+from delivery.providers.base import Adapter, BatchAnswer, ErrorClass, SendError
 
 # docs/providers.md, Amazon SES. SES has no Retry-After; a throttled provider waits for the
 # ranking's default.
@@ -45,14 +47,44 @@ class SesAdapter(Adapter):
             ),
         )
 
+    @property
+    def max_batch(self) -> int:
+        # 1 turns SendBulkEmail off (an IAM policy that allows only ses:SendEmail).
+        return min(settings.GPMAS_SES_BATCH_SIZE, ses_bulk.MAX_DESTINATIONS)
+
     def send(self, message: OutgoingMessage) -> str:
-        try:
-            response = self.client.send_email(
-                # SES wants a non-ASCII display name encoded (RFC 2047), as in the header.
-                FromEmailAddress=message.from_header,
-                Destination={"ToAddresses": [message.to_email]},
-                Content={"Raw": {"Data": message.to_bytes()}},
+        response = self._call(
+            self.client.send_email,
+            # SES wants a non-ASCII display name encoded (RFC 2047), as in the header.
+            FromEmailAddress=message.from_header,
+            Destination={"ToAddresses": [message.to_email]},
+            Content={"Raw": {"Data": message.to_bytes()}},
+        )
+        return response.get("MessageId", "")
+
+    def batch_key(self, message: OutgoingMessage):
+        return ses_bulk.batch_key(message)
+
+    def send_batch(self, messages: list[OutgoingMessage]) -> BatchAnswer:
+        """One SendBulkEmail call; SES answers for each entry, so the answer is per message: its
+        own SES message id, or the error that refused it alone. A call that took none raises
+        the first entry's error, as a refused call would."""
+        response = self._call(self.client.send_bulk_email, **ses_bulk.request(messages))
+        results = response.get("BulkEmailEntryResults") or []
+        if len(results) != len(messages):  # which entries went out cannot be told
+            raise SendError(
+                ErrorClass.UNKNOWN,
+                f"{len(results)} entry results for {len(messages)} entries",
+                code="entry_results",
             )
+        answers = [ses_bulk.entry_answer(result) for result in results]
+        if all(isinstance(answer, SendError) for answer in answers):
+            raise answers[0]
+        return answers
+
+    def _call(self, operation, **request) -> dict:
+        try:
+            return operation(**request)
         except ClientError as exc:
             raise self._error(exc) from exc
         except (ReadTimeoutError, ConnectionClosedError) as exc:
@@ -65,14 +97,13 @@ class SesAdapter(Adapter):
             raise SendError(
                 ErrorClass.TRANSIENT, f"{type(exc).__name__}: {exc}", code=type(exc).__name__
             ) from exc
-        return response.get("MessageId", "")
 
     @staticmethod
     def _error(exc: ClientError) -> SendError:
         error = exc.response.get("Error", {})
         code = error.get("Code", "")
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if code == "MessageRejected" and _identity_refused(error.get("Message", "")):
+        if code == "MessageRejected" and ses_bulk.identity_refused(error.get("Message", "")):
             # An unverified sender (or, in SES's own sandbox, recipient): the account's setup,
             # not this message, is at fault; another provider may well deliver it.
             error_class = ErrorClass.PROVIDER_ERROR
@@ -87,12 +118,3 @@ class SesAdapter(Adapter):
             f"{code or status}: {error.get('Message', '')}"[:500],
             code=code or str(status),
         )
-
-
-# SES says "Email address is not verified. The following identities failed the check ...";
-# moto says "Did not have authority to send from email ...".
-IDENTITY_REFUSALS = ("not verified", "authority to send from")
-
-
-def _identity_refused(message: str) -> bool:
-    return any(phrase in message for phrase in IDENTITY_REFUSALS)

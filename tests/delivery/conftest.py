@@ -26,3 +26,8 @@ def smtp(providers) -> Provider:
 @pytest.fixture
 def mailgun(providers) -> Provider:
     return only("mailgun", daily_quota=1000)
+
+
+@pytest.fixture
+def ses(providers) -> Provider:
+    return only("ses", daily_quota=1000)

@@ -74,16 +74,19 @@ def test_each_event_reaches_its_job(client, providers, site, kind, local):
     assert suppressed == (local in ("bounce", "complaint"))
 
 
-def test_a_sendgrid_batch_maps_each_copy_to_its_own_job(client, providers, site):
+@pytest.mark.parametrize("kind", ["sendgrid", "mailgun", "ses"])
+def test_a_batch_call_maps_each_copy_to_its_own_job(client, providers, site, kind):
+    """One call (SendGrid personalizations, Mailgun recipient-variables, SES SendBulkEmail
+    entries), each copy's events back to its own job."""
     from delivery.sending import jobs_send
 
-    only("sendgrid", daily_quota=100)
+    only(kind, daily_quota=100)
     jobs = [new_job(to_email=f"{local}@sandbox.test") for local in ("guest", "bounce")]
     jobs_send(job_ids=[job.pk for job in jobs])
-    assert site.inbox.stats()["sendgrid"]["calls"] == 1  # one call, two personalizations
-    for copy in site.inbox.messages("sendgrid"):
+    assert site.inbox.stats()[kind]["calls"] == 1
+    for copy in site.inbox.messages(kind):
         for event in outcomes(copy.to[0]):
-            assert deliver(client, build("sendgrid", copy, event, signing(site), time.time()))
+            assert deliver(client, build(kind, copy, event, signing(site), time.time()))
 
     states = {job.to_email: EmailJob.objects.get(pk=job.pk).delivery_state for job in jobs}
     assert states == {"guest@sandbox.test": State.DELIVERED, "bounce@sandbox.test": "bounced_hard"}

@@ -1,6 +1,7 @@
 """The one-click unsubscribe headers (RFC 8058) reach every provider's emulator as each recipient's
 own: alone and in batch calls (SendGrid personalizations, Mailgun recipient-variables, where a
-header goes as ``%recipient.h:List-Unsubscribe%``), through SES and SMTP. Real invitations,
+header goes as ``%recipient.h:List-Unsubscribe%``, SES SendBulkEmail entries, where it is one of
+the entry's ReplacementHeaders), and through SMTP. Real invitations,
 through the real SDKs; asserted on what the emulators received."""
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from tests.events.factories import make_event
 
 pytestmark = pytest.mark.django_db
 POST_VALUE = "List-Unsubscribe=One-Click"
-BATCHING = {"sendgrid": 1, "mailgun": 1, "ses": 3, "smtp": 3}  # calls for three guests
+BATCHING = {"sendgrid": 1, "mailgun": 1, "ses": 1, "smtp": 3}  # calls for three guests
 
 
 def invitation_jobs(organizer, guests: int) -> list[EmailJob]:
