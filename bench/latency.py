@@ -52,8 +52,11 @@ def gpmas_run(kind: str, count: int) -> dict:
     from sandbox.providers import SANDBOX_PROVIDERS
 
     name = next(n for n, (k, _) in SANDBOX_PROVIDERS.items() if k == kind)
-    _only_provider(name)
+    provider = _only_provider(name)
     sandbox = peers.sandbox_with_latency(kind, LATENCY_MS[kind])
+    if kind == "smtp":  # the latency relay, not the sandbox's sink (bench/latency_sink.py)
+        provider.port = peers.smtp_relay(LATENCY_MS[kind]).port
+        provider.save()
     first_job = next_job_id()
     organizer = Organizer(f"latency-{kind}")
     _, canonical = organizer.preview(pasted(count))
@@ -71,7 +74,12 @@ def gpmas_run(kind: str, count: int) -> dict:
     stats = sandbox.stats()[kind]
     attempts = sum(jobs.values_list("attempts", flat=True))
     phases = _phases(jobs, started)
+    if kind == "smtp":
+        phases_note = _calls_note(jobs, phases)
     delete_since(organizer.user, first_job)
+    delivered, verdict = peers.check_relay(sandbox, count)
+    if kind == "smtp":
+        verdict += f"; {phases_note}"
     return {
         "seconds": last - started,
         "request_seconds": request_seconds,
@@ -79,8 +87,9 @@ def gpmas_run(kind: str, count: int) -> dict:
         "calls": stats["calls"],
         "check": f"{count} sent, {attempts} attempts, {stats['messages']} at the emulator in "
         f"{stats['calls']} calls; from the POST: request done {request_seconds:.1f} s, "
-        + ", ".join(f"{k.replace('_', ' ')} {v:.1f} s" for k, v in phases.items() if v),
-        "ok": attempts == count and stats["messages"] == count,
+        + ", ".join(f"{k.replace('_', ' ')} {v:.1f} s" for k, v in phases.items() if v)
+        + (f"; {verdict}" if verdict else ""),
+        "ok": attempts == count and stats["messages"] == count and delivered,
     }
 
 
@@ -110,6 +119,24 @@ def _phases(jobs, started: float) -> dict:
         "last_call": calls["last"],
     }
     return {k: v.timestamp() - started if v else None for k, v in moments.items()}
+
+
+def _calls_note(jobs, phases: dict) -> str:
+    """SMTP: how long a call took (the relay's 50 ms plus the round trips and the message's
+    rendering on the call's thread), and how busy GPMAS kept its connections between its first
+    and last call."""
+    import statistics
+
+    from delivery.models import DeliveryAttempt
+
+    ms = list(DeliveryAttempt.objects.filter(job__in=jobs).values_list("duration_ms", flat=True))
+    span = (phases["last_call"] or 0) - (phases["first_call"] or 0)
+    connections = WORKERS * POOL * calls_in_flight()
+    busy = sum(ms) / 1000 / (connections * span) if span > 0 else 0
+    return (
+        f"calls p50 {statistics.median(ms):.0f} ms, p90 {statistics.quantiles(ms, n=10)[-1]:.0f}"
+        f" ms; connections in a call {busy:.0%} of the time between the first and last call"
+    )
 
 
 def run(count: int, peer_messages: int = 1000, kinds=PROVIDERS) -> list[dict]:
@@ -182,6 +209,7 @@ def run(count: int, peer_messages: int = 1000, kinds=PROVIDERS) -> list[dict]:
                     "ok": True,
                 }
             )
+    peers.stop_smtp_relay()
     for row in rows:
         gpmas_row = next(r for r in rows if r["provider"] == row["provider"])
         row["gpmas_ratio"] = gpmas_row["per_second"] / row["per_second"]
