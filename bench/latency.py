@@ -1,9 +1,12 @@
 """Benchmark 7, the latency world (issue #15, item 2): N invitations handed to a provider that
 answers in 150 ms (SendGrid, Mailgun: per call) or 50 ms (SMTP: per message), as real ones do.
 
-The sandbox's latency fault is per provider, per call for the HTTP APIs and per message for SMTP,
-and concurrent calls wait it side by side (tests/sandbox/test_sandbox_latency.py). The clock
-stops at the emulator's record of its last acceptance (``GET /api/last-accepted``). Contestants:
+The sandbox's latency fault is per provider, per call for the HTTP APIs, and concurrent calls
+wait it side by side (tests/sandbox/test_sandbox_latency.py). SMTP goes to the latency relay
+(bench/latency_sink.py) instead of the sandbox's sink, whose parsing was the ceiling: 50 ms per
+message, and a check that every guest got exactly its one message. The clock stops at the
+emulator's (or the relay's) record of its last acceptance (``GET /api/last-accepted``).
+Contestants:
 
 - GPMAS: an organizer invites N guests through the real invite page (preview, then the confirming
   POST); the clock starts at that POST. Two Celery workers with a pool of two each and beat, as
