@@ -110,7 +110,7 @@ def check_relay(sandbox, count: int) -> tuple[bool, str]:
     return sandbox.check(count) if isinstance(sandbox, RelayClock) else (True, "")
 
 
-def _use_sandbox_smtp() -> None:
+def _use_relay(relay: LatencySink) -> None:
     """Django's SMTP backend at the latency relay, with the sandbox's credentials (the fan-out
     benchmark points it elsewhere)."""
     from django.conf import settings
@@ -118,7 +118,7 @@ def _use_sandbox_smtp() -> None:
     from sandbox import config
 
     sandbox = config.load()
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", _relay.port
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", relay.port
     settings.EMAIL_HOST_USER = sandbox.smtp_username
     settings.EMAIL_HOST_PASSWORD = sandbox.smtp_password
 
@@ -133,7 +133,8 @@ def post_office_run(kind: str, count: int, latency_ms: int) -> dict:
     warnings.filterwarnings("ignore", module="anymail")
     Email.objects.all().delete()
     sandbox = sandbox_with_latency(kind, latency_ms)
-    _use_sandbox_smtp()
+    if kind == "smtp":
+        _use_relay(sandbox.relay)
     backend = "default" if kind == "smtp" else kind
     started = time.time()
     mail.send_many(
