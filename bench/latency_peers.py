@@ -1,6 +1,7 @@
 """The latency benchmark's peers (bench/latency.py): django-post-office (with django-anymail for
 the HTTP providers) and bare SDK loops, each handing the same invitation-sized messages to the
-sandbox's emulator with its latency on; and the sandbox clock they all stop at."""
+sandbox's emulator with its latency on, or for SMTP to the latency relay (bench/latency_sink.py);
+and the clock they all stop at, the emulator's or the relay's last acceptance."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import warnings
 from email.message import EmailMessage
 
 from bench.fanout import FROM_EMAIL, draft
+from bench.latency_sink import LatencySink
 from bench.stack import wait_until
 
 
@@ -25,7 +27,12 @@ SDK = {"sendgrid": "sendgrid SDK", "mailgun": "mailgun SDK", "smtp": "smtplib"}
 
 
 def sandbox_with_latency(kind: str, latency_ms: int):
-    """The sandbox's client, its inbox and stats emptied, ``kind`` answering in ``latency_ms``."""
+    """The sandbox's client, its inbox and stats emptied, ``kind`` answering in ``latency_ms``;
+    for SMTP the latency relay, emptied, read through the same two calls."""
+    if kind == "smtp":
+        relay = smtp_relay(latency_ms)
+        relay.reset()
+        return RelayClock(relay)
     from sandbox import config
     from sandbox.client import SandboxClient
 
@@ -48,14 +55,70 @@ def wait_for_acceptance(sandbox, kind: str, count: int, started: float) -> float
     return last
 
 
-def _use_sandbox_smtp() -> None:
-    """Django's SMTP backend at the sandbox sink (the fan-out benchmark points it elsewhere)."""
+# --- SMTP: the latency relay --------------------------------------------------------------
+_relay: LatencySink | None = None
+
+
+def smtp_relay(latency_ms: int) -> LatencySink:
+    """The relay answering each message in ``latency_ms``, started on first use; it takes the
+    sandbox's SMTP credentials, so every contestant logs in as it would at the sandbox."""
+    global _relay
+    if _relay is None or _relay.delay_ms != latency_ms:
+        from sandbox import config
+
+        stop_smtp_relay()
+        sandbox = config.load()
+        _relay = LatencySink(latency_ms, sandbox.smtp_username, sandbox.smtp_password)
+    return _relay
+
+
+def stop_smtp_relay() -> None:
+    global _relay
+    if _relay is not None:
+        _relay.stop()
+        _relay = None
+
+
+class RelayClock:
+    """The relay, read as the sandbox client is (``stats()[kind]``, ``last_accepted()[kind]``),
+    plus ``check(count)``: every guest got exactly its message, and the relay's CPU for it."""
+
+    def __init__(self, relay: LatencySink) -> None:
+        self.relay = relay
+        self.cpu_at_reset = relay.cpu_seconds()
+
+    def stats(self) -> dict:
+        stats = self.relay.stats()
+        return {"smtp": {**stats, "calls": stats["messages"]}}  # one DATA, one call
+
+    def last_accepted(self) -> dict:
+        return {"smtp": self.relay.stats()["last_accepted"]}
+
+    def check(self, count: int) -> tuple[bool, str]:
+        cpu = self.relay.cpu_seconds() - self.cpu_at_reset
+        problems = self.relay.verify({draft(i)["to_email"] for i in range(count)})
+        verdict = problems or "each guest got its one message"
+        most = self.relay.stats()["most_connections"]
+        return not problems, (
+            f"{verdict}; at most {most} connections at once; relay CPU "
+            f"{cpu / count * 1e6:.0f} us/msg"
+        )
+
+
+def check_relay(sandbox, count: int) -> tuple[bool, str]:
+    """For an SMTP run, the relay's check; nothing to add for the sandbox's emulators."""
+    return sandbox.check(count) if isinstance(sandbox, RelayClock) else (True, "")
+
+
+def _use_relay(relay: LatencySink) -> None:
+    """Django's SMTP backend at the latency relay, with the sandbox's credentials (the fan-out
+    benchmark points it elsewhere)."""
     from django.conf import settings
 
     from sandbox import config
 
     sandbox = config.load()
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", sandbox.smtp_port
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", relay.port
     settings.EMAIL_HOST_USER = sandbox.smtp_username
     settings.EMAIL_HOST_PASSWORD = sandbox.smtp_password
 
@@ -69,8 +132,9 @@ def post_office_run(kind: str, count: int, latency_ms: int) -> dict:
     # official support for SendGrid; the backend still works.
     warnings.filterwarnings("ignore", module="anymail")
     Email.objects.all().delete()
-    _use_sandbox_smtp()
     sandbox = sandbox_with_latency(kind, latency_ms)
+    if kind == "smtp":
+        _use_relay(sandbox.relay)
     backend = "default" if kind == "smtp" else kind
     started = time.time()
     mail.send_many(
@@ -90,12 +154,13 @@ def post_office_run(kind: str, count: int, latency_ms: int) -> dict:
     last = wait_for_acceptance(sandbox, kind, count, started)
     sent = Email.objects.filter(status=STATUS.sent).count()
     stats = sandbox.stats()[kind]
+    delivered, verdict = check_relay(sandbox, count)
     return {
         "seconds": last - started,
         "calls": stats["calls"],
         "check": f"{sent}/{count} sent, {stats['messages']} at the emulator in "
-        f"{stats['calls']} calls",
-        "ok": sent == count == stats["messages"],
+        f"{stats['calls']} calls" + (f"; {verdict}" if verdict else ""),
+        "ok": sent == count == stats["messages"] and delivered,
     }
 
 
@@ -154,7 +219,7 @@ def _smtp_sender():
     from sandbox import config
 
     sandbox = config.load()
-    connection = smtplib.SMTP("127.0.0.1", sandbox.smtp_port, timeout=20)
+    connection = smtplib.SMTP("127.0.0.1", _relay.port, timeout=20)
     connection.login(sandbox.smtp_username, sandbox.smtp_password)
 
     def send(d: dict) -> None:
@@ -195,9 +260,11 @@ def bare_run(kind: str, count: int, latency_ms: int, connections: int) -> dict:
         done = sum(f.result() for f in futures)
     last = wait_for_acceptance(sandbox, kind, count, started)
     stats = sandbox.stats()[kind]
+    delivered, verdict = check_relay(sandbox, count)
     return {
         "seconds": last - started,
         "calls": stats["calls"],
-        "check": f"{done}/{count} sent, {stats['messages']} at the emulator",
-        "ok": done == count == stats["messages"],
+        "check": f"{done}/{count} sent, {stats['messages']} at the emulator"
+        + (f"; {verdict}" if verdict else ""),
+        "ok": done == count == stats["messages"] and delivered,
     }

@@ -30,6 +30,16 @@ def test_halt_and_resume_are_audited():
     assert audit() == [("halt", "bounce storm", "test"), ("resume", "fixed", "test")]
 
 
+def test_is_halted_reads_the_switch_as_stored_in_one_query(django_assert_num_queries):
+    assert not halt.is_halted()  # no row yet: never halted
+    SystemControl.objects.create(pk=1, halted=False)
+    with django_assert_num_queries(1):
+        assert halt.is_halted() is False
+    SystemControl.objects.filter(pk=1).update(halted=True)
+    with django_assert_num_queries(1):
+        assert halt.is_halted() is True
+
+
 def test_halting_twice_or_resuming_while_running_is_refused():
     with pytest.raises(ValidationError, match="not halted"):
         halt.system_resume(source="test")
