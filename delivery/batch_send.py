@@ -18,6 +18,7 @@ from django.utils import timezone
 from delivery import event_wait, inflight, outbox, provider_state, ranking
 from delivery.batching import batch_sendings
 from delivery.calls import Call, note_outcome, refund_quota
+from delivery.failed_calls import after_failure
 from delivery.freshness import DeferredSuccesses, HaltCheck, ProviderStateCache
 from delivery.models import EmailJob, Provider
 from delivery.providers import ErrorClass, SendError
@@ -247,24 +248,7 @@ class BatchSend:
         self.note(sending, done)
         self.state.forget()
         refund_quota(done, len(sending.jobs))
-        self.after_failure(sending, done)
-
-    def after_failure(self, sending: Sending, done: Call) -> None:
-        error, unknown = f"{done.provider.name}: {done.error}", done.error.error_class == UNKNOWN
-        if unknown and (wait := event_wait.wait_after_call(done.provider)):
-            for job in sending.jobs:  # the provider may have them, and will say so: wait
-                self.results[job.pk] = outbox.schedule_retry(job, error=error, wait=wait)
-        elif sending.batch and unknown:
-            # The provider may have them: each goes on alone, never back to untried.
-            self.ready.extend(Sending([job], failures=[done]) for job in sending.jobs)
-        elif sending.batch:
-            self.untried.extend(sending.jobs)  # certainly not taken: the one-by-one path
-        elif done.error.error_class == ErrorClass.RECIPIENT_REJECTED:
-            outbox.mark_failed(sending.jobs[0], error=error)
-            self.results[sending.jobs[0].pk] = Status.FAILED
-        else:
-            sending.failures.append(done)
-            self.ready.appendleft(sending)  # on to its next provider, before new jobs
+        after_failure(self, sending, done)
 
     def abandon_running(self) -> None:
         """The task ran out of time with calls in flight: their outcomes are unknown. Retry
