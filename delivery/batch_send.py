@@ -41,10 +41,11 @@ class BatchSend:
     providers' live state (``delivery.freshness`` says how long each may be reused).
 
     The put-back rule: a job leaves ``untried`` right before the first call that could deliver
-    it, and goes back there only after a call that certainly did not (a batch call refused with
-    a definite error). Whatever is untried when the batch ends goes back to the queue without
+    it, and goes back there only after a call that certainly did not (a batch call refused for
+    a recipient). Whatever is untried when the batch ends goes back to the queue without
     counting an attempt. A job whose call failed and which finds no other provider before the
-    batch ends (deadline, halt, Redis down) is retried after a backoff, its attempt counted. A
+    batch ends (deadline, halt, Redis down) is retried after a backoff, its attempt counted
+    (``delivery.failed_calls`` says when a failed batch call's jobs are retried at once). A
     job in a call has its outcome written when the call ends; if even that write fails, its
     lease brings it back later with an ``unknown`` attempt. A job a provider may have is
     therefore never put back as untried.
@@ -201,12 +202,15 @@ class BatchSend:
             self.results.update(settle(sending))
         return False
 
-    def select(self, *, pinned: Provider | None) -> tuple[ranking.Selection, bool]:
-        """Rank the batch's providers (only ``pinned``, if given); also whether the state it
-        ranked on was read just now."""
+    def select(
+        self, *, pinned: Provider | None, excluded: frozenset[int] = frozenset()
+    ) -> tuple[ranking.Selection, bool]:
+        """Rank the batch's providers (only ``pinned``, if given; never the ``excluded`` ids,
+        which then set no speed baseline either); also whether the state it ranked on was read
+        just now."""
         at = provider_state.now()
         views, fresh = self.state.views(at=at)
-        candidates = self.state.providers
+        candidates = [p for p in self.state.providers if p.pk not in excluded]
         if pinned is not None:
             candidates = [p for p in candidates if p.pk == pinned.pk]
         return ranking.select(candidates, at=at, views=views), fresh

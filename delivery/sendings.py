@@ -69,7 +69,12 @@ class Sending:
         return True
 
     def rank(self, batch: BatchSend) -> None:
-        selection, self.ranked_fresh = batch.select(pinned=self.jobs[0].pinned_provider)
+        # A provider that failed this job is not tried again in this batch: after a failed
+        # batch call its messages must not go back to it one by one, at once.
+        failed = frozenset(call.provider.pk for call in self.failures)
+        selection, self.ranked_fresh = batch.select(
+            pinned=self.jobs[0].pinned_provider, excluded=failed
+        )
         self.candidates = list(selection.providers)
         self.retry_at = selection.retry_at
         self.slow = selection.slow
