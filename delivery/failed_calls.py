@@ -9,8 +9,8 @@ outcome would send every message again at once. So a failed batch call's jobs:
 - after a definite failure (transient, rate limited, provider error) go on alone to the *other*
   providers (``Sending.failures`` keeps the failed one out of their ranking, and out of its
   speed baseline); when no other provider can take a message now, the batch is retried together;
-- after an unknown outcome (the provider may have every message) each go on alone, to the other
-  providers;
+- after an unknown outcome (the provider may have every message) are retried together: never sent
+  again one by one, at once, elsewhere;
 - after a recipient rejection (one address is bad, the call does not say which) go back to the
   untried jobs and one by one, which finds it.
 
@@ -48,12 +48,9 @@ def after_failure(batch: BatchSend, sending: Sending, done: Call) -> None:
     if wait:
         for job in sending.jobs:  # the provider may have them, and will say so: wait
             batch.results[job.pk] = outbox.schedule_retry(job, error=error, wait=wait)
-    elif sending.batch and error_class == ErrorClass.UNKNOWN:
-        # The provider may have them: each goes on alone, never back to untried.
-        batch.ready.extend(Sending([job], failures=[done]) for job in sending.jobs)
     elif sending.batch and error_class == ErrorClass.RECIPIENT_REJECTED:
         batch.untried.extend(sending.jobs)  # certainly not taken: the one-by-one path
-    elif sending.batch and not others_can_take(batch, done):
+    elif sending.batch and (error_class == ErrorClass.UNKNOWN or not others_can_take(batch, done)):
         batch.results.update(retry_together(sending.jobs, done))
     elif sending.batch:
         batch.ready.extend(Sending([job], failures=[done]) for job in sending.jobs)
