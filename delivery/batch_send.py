@@ -18,7 +18,7 @@ from django.utils import timezone
 from delivery import event_wait, inflight, outbox, provider_state, ranking
 from delivery.batching import batch_sendings
 from delivery.calls import Call, note_outcome, refund_quota
-from delivery.failed_calls import after_failure
+from delivery.failed_calls import after_failure, lost_answers
 from delivery.freshness import DeferredSuccesses, HaltCheck, ProviderStateCache
 from delivery.models import EmailJob, Provider
 from delivery.providers import ErrorClass, SendError
@@ -55,6 +55,7 @@ class BatchSend:
         self.untried: deque[EmailJob] = deque(jobs)
         self.ready: deque[Sending] = deque()
         self.draws: dict[int, int] = {}  # job id -> the provider it drew (batching)
+        self.avoided: dict[int, frozenset[int]] = {}
         self.running: dict[Future, Sending] = {}
         self.results: dict[int, str] = {}
         self.deadline = deadline
@@ -71,6 +72,7 @@ class BatchSend:
         and the last calls have run ``inflight.HAND_OVER_AFTER_SECONDS``: those are left to the
         process's finishing thread, their jobs "sending"."""
         try:
+            self.avoided = lost_answers(self.untried)  # job id -> providers it prefers not
             sendings, self.draws = batch_sendings(self)
             self.ready.extend(sendings)
             if self.keep_calls_going(hand_over=hand_over and self.slots.can_hand_over):
@@ -177,7 +179,7 @@ class BatchSend:
         return True
 
     def one_by_one(self, job: EmailJob) -> Sending:
-        return Sending([job], drawn=self.draws.get(job.pk))
+        return Sending([job], drawn=self.draws.get(job.pk), avoided=self.avoided.get(job.pk))
 
     def start(self, sending: Sending) -> bool:
         """Start the next call of ``sending`` (True), or settle it when no provider is left to
@@ -203,17 +205,21 @@ class BatchSend:
         return False
 
     def select(
-        self, *, pinned: Provider | None, excluded: frozenset[int] = frozenset()
+        self, *, pinned: Provider | None, excluded=frozenset(), avoided=frozenset()
     ) -> tuple[ranking.Selection, bool]:
         """Rank the batch's providers (only ``pinned``, if given; never the ``excluded`` ids,
-        which then set no speed baseline either); also whether the state it ranked on was read
-        just now."""
+        which then set no speed baseline either; the ``avoided`` ids only if no other provider
+        can take the message); also whether the state it ranked on was read just now."""
         at = provider_state.now()
         views, fresh = self.state.views(at=at)
         candidates = [p for p in self.state.providers if p.pk not in excluded]
         if pinned is not None:
             candidates = [p for p in candidates if p.pk == pinned.pk]
-        return ranking.select(candidates, at=at, views=views), fresh
+        others = [p for p in candidates if p.pk not in avoided]
+        selection = ranking.select(others, at=at, views=views)
+        if avoided and not selection.providers:
+            selection = ranking.select(candidates, at=at, views=views)
+        return selection, fresh
 
     def stop_for_halt(self, sending: Sending) -> None:
         self.stopped = True

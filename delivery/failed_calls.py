@@ -10,7 +10,9 @@ outcome would send every message again at once. So a failed batch call's jobs:
   providers (``Sending.failures`` keeps the failed one out of their ranking, and out of its
   speed baseline); when no other provider can take a message now, the batch is retried together;
 - after an unknown outcome (the provider may have every message) are retried together: never sent
-  again one by one, at once, elsewhere;
+  again one by one, at once, elsewhere; and that retry prefers the other providers
+  (``lost_answers``), so a provider that keeps taking messages after the timeout does not get
+  each of them once per attempt;
 - after a recipient rejection (one address is bad, the call does not say which) go back to the
   untried jobs and one by one, which finds it.
 
@@ -24,15 +26,16 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from delivery import event_wait, outbox
 from delivery.calls import Call
-from delivery.models import EmailJob, Provider
+from delivery.models import DeliveryAttempt, EmailJob, Provider
 from delivery.providers import ErrorClass
 from delivery.sendings import Sending
 from reliability.retry import backoff_delay
@@ -60,6 +63,25 @@ def after_failure(batch: BatchSend, sending: Sending, done: Call) -> None:
     else:
         sending.failures.append(done)
         batch.ready.appendleft(sending)  # on to its next provider, before new jobs
+
+
+def lost_answers(jobs: Iterable[EmailJob]) -> dict[int, frozenset[int]]:
+    """Job id -> the provider whose answer to the job's last call was lost (unknown outcome): it
+    may have the message, so the job's next send prefers the others. One query, and none for a
+    batch of first tries."""
+    retried = [job.pk for job in jobs if job.attempts > 1]
+    if not retried:
+        return {}
+    attempts = DeliveryAttempt.objects.filter(job_id=OuterRef("job_id")).order_by("-id")
+    lost = DeliveryAttempt.objects.filter(
+        job_id__in=retried,
+        id=Subquery(attempts.values("id")[:1]),
+        outcome=DeliveryAttempt.Outcome.UNKNOWN,
+        provider__isnull=False,
+    )
+    return {
+        job: frozenset({provider}) for job, provider in lost.values_list("job_id", "provider_id")
+    }
 
 
 def others_can_take(batch: BatchSend, done: Call) -> bool:

@@ -19,8 +19,8 @@ from tests.delivery.sendpath import ids, new_job, timed_send
 
 pytestmark = pytest.mark.django_db
 Status = EmailJob.Status
-READ_TIMEOUT = 0.5
-BATCH = 50
+READ_TIMEOUT = 1.5  # long enough that no other call times out on a loaded machine
+BATCH = 100
 
 
 @pytest.fixture
@@ -75,17 +75,19 @@ def test_a_timed_out_batch_is_retried_together_after_a_backoff_not_resent_at_onc
     jobs = [new_job() for _ in range(BATCH)]
 
     results, window = timed_send(ids(jobs))
+    calls_at_once = sum(stats["calls"] for stats in sandbox.inbox.stats().values())
+    due = set(EmailJob.objects.filter(pk__in=ids(jobs)).values_list("next_attempt_at", flat=True))
+    send_until_done(jobs)
+    copies = copies_by_job(sandbox)
+    calls = {kind: stats["calls"] for kind, stats in sandbox.inbox.stats().items()}
+    # The figures in README, "Performance" (run with -s to see them).
+    print(f"copies per recipient {dict(Counter(copies.values()))}, calls {calls}")
 
     # Nothing else was called once the answer was lost: no burst of single sends.
     assert results == dict.fromkeys(ids(jobs), Status.RETRYING)
-    assert sum(stats["calls"] for stats in sandbox.inbox.stats().values()) == 1
-    [due] = set(EmailJob.objects.filter(pk__in=ids(jobs)).values_list("next_attempt_at", flat=True))
-    assert due >= window[0] + timezone.timedelta(seconds=settings.GPMAS_BACKOFF_BASE_SECONDS)
-
-    send_until_done(jobs)
-
-    copies = copies_by_job(sandbox)
-    calls = {kind: stats["calls"] for kind, stats in sandbox.inbox.stats().items()}
+    assert calls_at_once == 1
+    [due_at] = due  # one moment for all, not right away
+    assert due_at >= window[0] + timezone.timedelta(seconds=settings.GPMAS_BACKOFF_BASE_SECONDS)
     for job in jobs:
         job.refresh_from_db()
         assert job.status == Status.SENT
@@ -93,7 +95,24 @@ def test_a_timed_out_batch_is_retried_together_after_a_backoff_not_resent_at_onc
         # carried it: a copy per call, never more.
         carried = DeliveryAttempt.objects.filter(job=job, outcome__in=["accepted", "unknown"])
         assert copies[str(job.pk)] == carried.count()
-    if recovers:
-        assert set(copies.values()) == {2}  # the lost batch's copy, and the retry's
-        assert calls == {"sendgrid": 2, "mailgun": 0, "ses": 0, "smtp": 0}
-    assert sum(calls.values()) <= settings.GPMAS_MAX_ATTEMPTS  # one batch call per attempt
+    # The lost batch's copy, and the retry's: the retry went as one batch to another provider
+    # (SendGrid may have the messages), whether or not SendGrid had recovered meanwhile.
+    assert set(copies.values()) == {2}
+    assert calls == {"sendgrid": 1, "mailgun": 1, "ses": 0, "smtp": 0}
+
+
+def test_with_no_other_provider_the_retry_goes_back_to_the_one_whose_answer_was_lost(
+    sendgrid, clean_sandbox, monkeypatch, settings
+):
+    settings.GPMAS_PROVIDER_READ_TIMEOUT = READ_TIMEOUT
+    clean_sandbox.faults.set("sendgrid", Fault(hang=True, hang_seconds=2 * READ_TIMEOUT))
+    recovers_after_the_first_call(monkeypatch, clean_sandbox)
+    jobs = [new_job() for _ in range(20)]
+
+    assert jobs_send(job_ids=ids(jobs)) == dict.fromkeys(ids(jobs), Status.RETRYING)
+    send_until_done(jobs)
+
+    assert set(copies_by_job(clean_sandbox).values()) == {2}
+    assert clean_sandbox.inbox.stats()["sendgrid"]["calls"] == 2  # two batch calls
+    for job in jobs:
+        assert EmailJob.objects.get(pk=job.pk).status == Status.SENT
