@@ -19,6 +19,7 @@ from delivery import event_wait, inflight, outbox, provider_state, ranking
 from delivery.batching import batch_sendings
 from delivery.call_answers import record_answered
 from delivery.calls import Call, note_outcome, refund_quota
+from delivery.failed_calls import after_failure, lost_answers
 from delivery.freshness import DeferredSuccesses, HaltCheck, ProviderStateCache
 from delivery.models import EmailJob, Provider
 from delivery.providers import ErrorClass, SendError
@@ -41,10 +42,11 @@ class BatchSend:
     providers' live state (``delivery.freshness`` says how long each may be reused).
 
     The put-back rule: a job leaves ``untried`` right before the first call that could deliver
-    it, and goes back there only after a call that certainly did not (a batch call refused with
-    a definite error). Whatever is untried when the batch ends goes back to the queue without
+    it, and goes back there only after a call that certainly did not (a batch call refused for
+    a recipient). Whatever is untried when the batch ends goes back to the queue without
     counting an attempt. A job whose call failed and which finds no other provider before the
-    batch ends (deadline, halt, Redis down) is retried after a backoff, its attempt counted. A
+    batch ends (deadline, halt, Redis down) is retried after a backoff, its attempt counted
+    (``delivery.failed_calls`` says when a failed batch call's jobs are retried at once). A
     job in a call has its outcome written when the call ends; if even that write fails, its
     lease brings it back later with an ``unknown`` attempt. A job a provider may have is
     therefore never put back as untried.
@@ -54,6 +56,7 @@ class BatchSend:
         self.untried: deque[EmailJob] = deque(jobs)
         self.ready: deque[Sending] = deque()
         self.draws: dict[int, int] = {}  # job id -> the provider it drew (batching)
+        self.avoided: dict[int, frozenset[int]] = {}
         self.running: dict[Future, Sending] = {}
         self.results: dict[int, str] = {}
         self.deadline = deadline
@@ -70,6 +73,7 @@ class BatchSend:
         and the last calls have run ``inflight.HAND_OVER_AFTER_SECONDS``: those are left to the
         process's finishing thread, their jobs "sending"."""
         try:
+            self.avoided = lost_answers(self.untried)  # job id -> providers it prefers not
             sendings, self.draws = batch_sendings(self)
             self.ready.extend(sendings)
             if self.keep_calls_going(hand_over=hand_over and self.slots.can_hand_over):
@@ -176,7 +180,7 @@ class BatchSend:
         return True
 
     def one_by_one(self, job: EmailJob) -> Sending:
-        return Sending([job], drawn=self.draws.get(job.pk))
+        return Sending([job], drawn=self.draws.get(job.pk), avoided=self.avoided.get(job.pk))
 
     def start(self, sending: Sending) -> bool:
         """Start the next call of ``sending`` (True), or settle it when no provider is left to
@@ -201,15 +205,22 @@ class BatchSend:
             self.results.update(settle(sending))
         return False
 
-    def select(self, *, pinned: Provider | None) -> tuple[ranking.Selection, bool]:
-        """Rank the batch's providers (only ``pinned``, if given); also whether the state it
-        ranked on was read just now."""
+    def select(
+        self, *, pinned: Provider | None, excluded=frozenset(), avoided=frozenset()
+    ) -> tuple[ranking.Selection, bool]:
+        """Rank the batch's providers (only ``pinned``, if given; never the ``excluded`` ids,
+        which then set no speed baseline either; the ``avoided`` ids only if no other provider
+        can take the message); also whether the state it ranked on was read just now."""
         at = provider_state.now()
         views, fresh = self.state.views(at=at)
-        candidates = self.state.providers
+        candidates = [p for p in self.state.providers if p.pk not in excluded]
         if pinned is not None:
             candidates = [p for p in candidates if p.pk == pinned.pk]
-        return ranking.select(candidates, at=at, views=views), fresh
+        others = [p for p in candidates if p.pk not in avoided]
+        selection = ranking.select(others, at=at, views=views)
+        if avoided and not selection.providers:
+            selection = ranking.select(candidates, at=at, views=views)
+        return selection, fresh
 
     def stop_for_halt(self, sending: Sending) -> None:
         self.stopped = True
@@ -246,24 +257,7 @@ class BatchSend:
         self.note(sending, done)
         self.state.forget()
         refund_quota(done, len(sending.jobs))
-        self.after_failure(sending, done)
-
-    def after_failure(self, sending: Sending, done: Call) -> None:
-        error, unknown = f"{done.provider.name}: {done.error}", done.error.error_class == UNKNOWN
-        if unknown and (wait := event_wait.wait_after_call(done.provider)):
-            for job in sending.jobs:  # the provider may have them, and will say so: wait
-                self.results[job.pk] = outbox.schedule_retry(job, error=error, wait=wait)
-        elif sending.batch and unknown:
-            # The provider may have them: each goes on alone, never back to untried.
-            self.ready.extend(Sending([job], failures=[done]) for job in sending.jobs)
-        elif sending.batch:
-            self.untried.extend(sending.jobs)  # certainly not taken: the one-by-one path
-        elif done.error.error_class == ErrorClass.RECIPIENT_REJECTED:
-            outbox.mark_failed(sending.jobs[0], error=error)
-            self.results[sending.jobs[0].pk] = Status.FAILED
-        else:
-            sending.failures.append(done)
-            self.ready.appendleft(sending)  # on to its next provider, before new jobs
+        after_failure(self, sending, done)
 
     def abandon_running(self) -> None:
         """The task ran out of time with calls in flight: their outcomes are unknown. Retry

@@ -33,7 +33,7 @@ def batch_sendings(batch: BatchSend) -> tuple[list[Sending], dict[int, int]]:
     draws: dict[int, int] = {}
     drawn_by: dict[int, tuple[Provider, list[EmailJob]]] = {}
     for job in free:
-        selection, _ = batch.select(pinned=None)
+        selection, _ = batch.select(pinned=None, avoided=batch.avoided.get(job.pk, frozenset()))
         if not selection.providers:
             return [], {}
         first = selection.providers[0]

@@ -179,9 +179,15 @@ def retry_delay(attempts: int, retry_after: float | None = None) -> dt.timedelta
 
 
 def schedule_retry(
-    job: EmailJob, *, error: str, retry_after: float | None = None, wait=event_wait.NO_WAIT
+    job: EmailJob,
+    *,
+    error: str,
+    retry_after: float | None = None,
+    wait=event_wait.NO_WAIT,
+    due_at: dt.datetime | None = None,
 ) -> str:
-    """sending -> retrying after a backoff, or -> failed once attempts or age are used up.
+    """sending -> retrying after a backoff (or at ``due_at``, one moment for several jobs), or ->
+    failed once attempts or age are used up.
     ``wait``: the outcome is unknown and the provider may still report it (``event_wait``); the
     job is not due before that, and an event meanwhile makes it sent (``record_sent_by_event``).
 
@@ -191,9 +197,11 @@ def schedule_retry(
     if is_exhausted(job, now):
         reason = f"gave up after {job.attempts} attempt(s): {error}"
         return Status.FAILED if mark_failed(job, error=reason) else ""
+    if due_at is None:
+        due_at = now + retry_delay(job.attempts, retry_after)
     updated = _held([job]).update(
         status=Status.RETRYING,
-        next_attempt_at=now + max(retry_delay(job.attempts, retry_after), wait),
+        next_attempt_at=max(due_at, now + wait),
         lease_expires_at=None,
         dispatched_at=None,
         last_error=event_wait.waiting_note(error, wait),

@@ -40,6 +40,7 @@ class Sending:
     # The provider this job drew when its batch was split (batching.batch_sendings): tried
     # first if the ranking at call time still offers it and it is not slow.
     drawn: int | None = None
+    avoided: frozenset[int] | None = None  # tried only if no other provider can take it
 
     def __post_init__(self) -> None:
         self.messages = self.messages or [message_for(job) for job in self.jobs]
@@ -69,7 +70,14 @@ class Sending:
         return True
 
     def rank(self, batch: BatchSend) -> None:
-        selection, self.ranked_fresh = batch.select(pinned=self.jobs[0].pinned_provider)
+        # A provider that failed this job is not tried again in this batch: after a failed
+        # batch call its messages must not go back to it one by one, at once.
+        failed = frozenset(call.provider.pk for call in self.failures)
+        selection, self.ranked_fresh = batch.select(
+            pinned=self.jobs[0].pinned_provider,
+            excluded=failed,
+            avoided=self.avoided or frozenset(),
+        )
         self.candidates = list(selection.providers)
         self.retry_at = selection.retry_at
         self.slow = selection.slow

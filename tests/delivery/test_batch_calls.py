@@ -1,16 +1,18 @@
 """The batched send path: one SendGrid call for the jobs that can share it, the rest one by one;
-a failed batch call falls back to one-by-one sends. Asserted on what the emulators received and
-on the rows written."""
+a failed batch call's messages never go back to its provider one by one at once. Asserted on
+what the emulators received and on the rows written."""
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import time
 
 import pytest
 from django.db import DatabaseError, IntegrityError, connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from delivery import connections, outbox, provider_state
 from delivery.message import JOB_HEADER, OutgoingMessage
@@ -32,6 +34,7 @@ from tests.delivery.sendpath import (
     only,
     outcomes,
     quota_used,
+    timed_send,
 )
 
 pytestmark = pytest.mark.django_db
@@ -173,14 +176,27 @@ def fail_first_batch_call(monkeypatch, sandbox, fault: Fault) -> None:
     monkeypatch.setattr(SendGridAdapter, "send_batch", send_batch)
 
 
-def test_a_failed_batch_call_falls_back_to_one_by_one(sendgrid, clean_sandbox, monkeypatch):
+def test_a_failed_batch_call_at_the_only_provider_is_retried_together_after_a_backoff(
+    sendgrid, clean_sandbox, monkeypatch, settings
+):
+    """No message of the batch goes back to the provider one by one at once: the batch waits one
+    shared backoff, then comes back as one batch (docs/architecture.md, "A failed batch call")."""
     fail_first_batch_call(monkeypatch, clean_sandbox, Fault(status=503))
     jobs = [new_job() for _ in range(5)]
 
-    results = jobs_send(job_ids=ids(jobs))
+    results, window = timed_send(ids(jobs))
 
-    assert results == dict.fromkeys(ids(jobs), Status.SENT)
-    assert calls(clean_sandbox) == 1 + 5
+    assert results == dict.fromkeys(ids(jobs), Status.RETRYING)
+    assert calls(clean_sandbox) == 1  # no single call followed the failed batch call
+    assert quota_used(sendgrid) == 0  # the failed call's five were given back
+    ceiling = dt.timedelta(seconds=settings.GPMAS_BACKOFF_BASE_SECONDS * 2)  # after 1 attempt
+    [due] = set(EmailJob.objects.filter(pk__in=ids(jobs)).values_list("next_attempt_at", flat=True))
+    assert window[0] + ceiling / 2 <= due <= window[1] + ceiling
+
+    wait_until(due)
+    assert jobs_send(job_ids=ids(jobs)) == dict.fromkeys(ids(jobs), Status.SENT)
+
+    assert calls(clean_sandbox) == 2  # the batch again, in one call
     [batch_started] = {
         a.started_at for a in DeliveryAttempt.objects.filter(outcome="transient", job__in=jobs)
     }
@@ -190,8 +206,8 @@ def test_a_failed_batch_call_falls_back_to_one_by_one(sendgrid, clean_sandbox, m
         failed = DeliveryAttempt.objects.get(job=job, outcome="transient")
         assert (failed.started_at, failed.error_code) == (batch_started, "503")
         job.refresh_from_db()
-        assert (job.status, job.attempts) == (Status.SENT, 1)  # one claim, two calls
-    assert quota_used(sendgrid) == 5  # the failed call's five were given back
+        assert (job.status, job.attempts) == (Status.SENT, 2)  # two claims, one call each
+    assert quota_used(sendgrid) == 5
 
 
 def test_a_failing_provider_hands_the_batch_to_the_next_one(
@@ -206,16 +222,57 @@ def test_a_failing_provider_hands_the_batch_to_the_next_one(
 
     jobs_send(job_ids=ids(jobs))
 
+    assert calls(clean_sandbox) == 1  # its messages never went back to it one by one
     for job in jobs:
         [copy] = copies_of(clean_sandbox, job)
         assert copy.provider == "mailgun"
-        assert outcomes(job)[0] == ("sendgrid", "transient")
-        assert outcomes(job)[-1] == ("mailgun", "accepted")
+        assert outcomes(job) == [("sendgrid", "transient"), ("mailgun", "accepted")]
         assert EmailJob.objects.get(pk=job.pk).status == Status.SENT
     # The batch call is one failed attempt for each of its jobs, all from the same call.
     first_attempts = [DeliveryAttempt.objects.filter(job=job).order_by("id")[0] for job in jobs]
     assert len({a.started_at for a in first_attempts}) == 1
     assert quota_used(Provider.objects.get(pk=sendgrid.pk)) == 0
+
+
+def test_the_failed_batch_provider_s_per_message_latency_does_not_make_the_others_slow(
+    providers_in_fixed_order, clean_sandbox, settings
+):
+    """A batch call's latency per message is tiny; were the provider that failed the batch the
+    ranking's fastest, every other provider would be "slow" against it, one call at a time
+    system-wide, and the batch's single sends would be refused (``slow_busy``) and retried."""
+    settings.GPMAS_CALLS_IN_FLIGHT = 4
+    standbys = [p for kind, p in providers_in_fixed_order.items() if kind != "sendgrid"]
+    sendgrid = providers_in_fixed_order["sendgrid"]
+    Provider.objects.update(daily_quota=1000)
+    answered_in(sendgrid, seconds_per_message=0.5 / 100)  # a batch call of 100 in 0.5 s
+    for provider in standbys:
+        # One message a call, slow enough that a loaded machine's noise stays within 2x.
+        answered_in(provider, seconds_per_message=0.3)
+        clean_sandbox.faults.set(provider.kind, Fault(latency_ms=300))
+    clean_sandbox.faults.set("sendgrid", Fault(status=503))
+    jobs = [new_job() for _ in range(12)]
+
+    results = jobs_send(job_ids=ids(jobs))
+
+    assert results == dict.fromkeys(ids(jobs), Status.SENT)
+    assert calls(clean_sandbox) == 1
+    for job in jobs:
+        [(first, outcome), (took_it, accepted)] = outcomes(job)
+        assert (first, outcome, accepted) == ("sendgrid", "transient", "accepted")
+        assert took_it != "sendgrid"
+
+
+def answered_in(provider: Provider, *, seconds_per_message: float) -> None:
+    """The provider's latency estimate, as a successful call leaves it."""
+    at = provider_state.now()
+    grant = provider_state.reserve(provider, at=at)
+    provider_state.record_outcome(
+        provider, "accepted", at=at, call_id=grant.call_id, seconds_per_message=seconds_per_message
+    )
+
+
+def wait_until(moment: dt.datetime) -> None:
+    time.sleep(max(0.0, (moment - timezone.now()).total_seconds()))
 
 
 def test_a_recipient_sendgrid_rejects_fails_alone(sendgrid, clean_sandbox):
