@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from django.utils import timezone
 
 from delivery import connections
 from delivery.message import JOB_HEADER, OutgoingMessage
@@ -151,7 +152,11 @@ def test_an_entry_refused_for_another_reason_is_sent_alone_afterwards(
     assert (jobs[1].status, jobs[1].attempts) == (Status.SENT, 1)
 
 
-def test_a_failed_bulk_call_falls_back_to_one_by_one(ses, clean_sandbox, monkeypatch):
+def test_a_failed_bulk_call_at_the_only_provider_is_retried_together(
+    ses, clean_sandbox, monkeypatch
+):
+    # The failed-batch rule (delivery/failed_calls.py): no message goes back to SES one by one
+    # at once; the batch waits one shared backoff and comes back as one bulk call.
     real = SesAdapter.send_batch
 
     def fail_once(self, messages):
@@ -164,13 +169,17 @@ def test_a_failed_bulk_call_falls_back_to_one_by_one(ses, clean_sandbox, monkeyp
     monkeypatch.setattr(SesAdapter, "send_batch", fail_once)
     jobs = [new_job() for _ in range(4)]
 
-    results = jobs_send(job_ids=ids(jobs))
+    assert jobs_send(job_ids=ids(jobs)) == dict.fromkeys(ids(jobs), Status.RETRYING)
+    assert calls(clean_sandbox, "ses") == 1
+    assert quota_used(ses) == 0  # the failed call's four were given back
+    assert len(set(EmailJob.objects.filter(pk__in=ids(jobs)).values_list("next_attempt_at"))) == 1
 
-    assert results == dict.fromkeys(ids(jobs), Status.SENT)
-    assert calls(clean_sandbox, "ses") == 1 + 4
+    EmailJob.objects.filter(pk__in=ids(jobs)).update(next_attempt_at=timezone.now())
+    assert jobs_send(job_ids=ids(jobs)) == dict.fromkeys(ids(jobs), Status.SENT)
+    assert calls(clean_sandbox, "ses") == 2  # the batch again, in one bulk call
     for job in jobs:
         assert outcomes(job) == [("ses", "transient"), ("ses", "accepted")]
-    assert quota_used(ses) == 4  # the failed call's four were given back
+    assert quota_used(ses) == 4
 
 
 def test_with_batches_off_every_message_is_its_own_send_email(ses, clean_sandbox, settings):
