@@ -17,7 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from delivery import outbox, outbox_copy, suppression, unsubscribe
+from delivery import bulk_copy, outbox, suppression, unsubscribe
 from delivery.message import JOB_HEADER
 from delivery.models import EmailJob, Provider
 from delivery.publishing import publish_or_fail_fast
@@ -123,7 +123,14 @@ def _write_batch(jobs: list[EmailJob]) -> list[EmailJob]:
     ``created_at`` is not the one this INSERT wrote existed before (or came from an earlier
     draft of the same call), and that job is replaced by the stored row.
     """
-    rows = outbox_copy.insert(jobs)
+    rows: dict[str, tuple] = {}  # idempotency key -> (id, created_at) of the rows written
+    if bulk_copy.can_copy(len(jobs)):
+        returning = ("id", "created_at")
+        rows = bulk_copy.copy_insert(
+            EmailJob, jobs, key="idempotency_key", returning=returning, skip_conflicts=True
+        )
+    else:
+        EmailJob.objects.bulk_create(jobs, ignore_conflicts=True)
     unknown = [job.idempotency_key for job in jobs if job.idempotency_key not in rows]
     if unknown:
         stored = EmailJob.objects.filter(idempotency_key__in=unknown)

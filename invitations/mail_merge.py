@@ -11,11 +11,10 @@ read any other per-guest value.
 
 from __future__ import annotations
 
+import html
 import re
 import secrets
 from collections.abc import Callable
-
-from django.utils.html import escape
 
 # The per-guest values a merged template may read; all else must be the same for every guest.
 FIELDS = ("guest_name", "link", "unsubscribe_url")
@@ -35,11 +34,12 @@ class MailMerge:
     def render(self, context: dict) -> dict[str, str]:
         rendered = self.named if context.get("guest_name") else self.unnamed
         values = {mark: str(context.get(field) or "") for mark, field in self.marks.items()}
-        html = {mark: escape(value) for mark, value in values.items()}
+        # Django's escape is html.escape (quotes too); called directly, without its lazy wrapper.
+        escaped = {mark: html.escape(value) for mark, value in values.items()}
         return {
             **rendered,
             "text_body": self.pattern.sub(lambda m: values[m[0]], rendered["text_body"]),
-            "html_body": self.pattern.sub(lambda m: html[m[0]], rendered["html_body"]),
+            "html_body": self.pattern.sub(lambda m: escaped[m[0]], rendered["html_body"]),
         }
 
 

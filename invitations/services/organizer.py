@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
+from delivery import bulk_copy
 from delivery.services import email_enqueue
 from events.errors import EventClosed
 from events.models import Event
@@ -63,7 +64,7 @@ def _invite_batch(event: Event, guests: Sequence[Guest], shared: dict) -> list[I
     # The emails first, so each invitation is written already pointing at its email.
     for invitation, job in zip(invitations, email_enqueue(drafts), strict=True):
         invitation.email_job_id = job.pk
-    return Invitation.objects.bulk_create(invitations)
+    return bulk_copy.insert_all(Invitation, invitations, key="token_hash")
 
 
 def _locked_invitation(invitation: Invitation) -> tuple[Event, Invitation]:

@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.utils import timezone
 
-from delivery import outbox_copy
+from delivery import bulk_copy
 from delivery.models import EmailJob, Provider
 from delivery.services import EmailDraft, email_enqueue, nudge_drain
 from tests.delivery.jobs import new_job as enqueue
@@ -17,12 +17,12 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(params=["bulk_create", "copy"])
 def write_path(request, monkeypatch):
-    """Both ways ``outbox_copy.insert`` writes: one INSERT, or COPY on PostgreSQL from
+    """Both ways ``bulk_copy.insert`` writes: one INSERT, or COPY on PostgreSQL from
     ``COPY_FROM`` jobs up (here from one job)."""
     if request.param == "copy":
         if connection.vendor != "postgresql":
             pytest.skip("COPY is PostgreSQL's")
-        monkeypatch.setattr(outbox_copy, "COPY_FROM", 1)
+        monkeypatch.setattr(bulk_copy, "COPY_FROM", 1)
     return request.param
 
 
@@ -104,7 +104,7 @@ def test_copy_writes_the_rows_bulk_create_writes(monkeypatch):
         return [{k: v for k, v in row.items() if k not in skip} for row in rows]
 
     inserted = written("insert")
-    monkeypatch.setattr(outbox_copy, "COPY_FROM", 1)
+    monkeypatch.setattr(bulk_copy, "COPY_FROM", 1)
     copied = written("copy")
     assert copied == inserted
     assert copied[2]["not_before"] == later and copied[3]["pinned_provider_id"] == pinned.pk
