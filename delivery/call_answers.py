@@ -27,7 +27,7 @@ def record_answered(batch: BatchSend, sending: Sending, done: Call) -> None:
     accepted = [part.attempt(job) for job, part in parts if part.error is None]
     refused = [(job, part) for job, part in parts if part.error is not None]
     if accepted:
-        batch.halt.remember(outbox.record_accepted(accepted))
+        batch.halt.read_with(lambda: outbox.record_accepted(accepted))
         batch.results.update((attempt.job.pk, Status.SENT) for attempt in accepted)
     batch.note(sending, done)
     if not refused:

@@ -7,7 +7,8 @@ object belongs to one batch (``delivery.batch_send.BatchSend``), never to the pr
 
 1. ``HaltCheck``: the write that records an acceptance reads the halt switch in the same round
    trip. That reading may serve as the check before the *next* provider call if that call comes
-   within ``HALT_READING_SECONDS``, and for one call only; otherwise the switch is read afresh.
+   within ``HALT_READING_SECONDS`` of the moment the write was *sent* (so a reading is never
+   younger than its stamp), and for one call only; otherwise the switch is read afresh.
    The check must stay right before the call it allows (docs/invariants.md, "halt").
 2. ``ProviderStateCache``: one read of every provider's state may serve the batch's next
    selections for ``PROVIDER_STATE_SECONDS``. Safe because the reservation after each selection
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import redis
@@ -51,9 +52,16 @@ class HaltCheck:
             return reading[0]
         return is_halted()
 
-    def remember(self, halted: bool) -> None:
-        """A reading taken with a write just now: it may serve the next check."""
-        self._reading = (halted, time.monotonic())
+    def read_with(self, write: Callable[[], bool]) -> bool:
+        """Run ``write``, a statement that reads the halt switch along with what it writes, and
+        keep its reading for the next check. The reading is stamped with the time *before* the
+        statement: the database reads the switch after that, while a stamp taken after the answer
+        would make an old reading look new whenever the thread was held up on the way (a busy
+        process, a lock wait), and a call could then start well after a halt committed."""
+        taken_at = time.monotonic()
+        halted = write()
+        self._reading = (halted, taken_at)
+        return halted
 
 
 class DeferredSuccesses:

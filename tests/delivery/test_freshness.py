@@ -30,7 +30,7 @@ def test_a_fresh_reading_serves_the_next_check_once_without_a_query(
     clock = [1000.0]
     monkeypatch.setattr(freshness.time, "monotonic", lambda: clock[0])
     switch = HaltCheck()
-    switch.remember(True)  # the database says otherwise: only the reading can answer True
+    switch.read_with(lambda: True)  # the database says otherwise: only the reading says True
     clock[0] += freshness.HALT_READING_SECONDS / 2
     with django_assert_num_queries(0):
         assert switch.halted() is True
@@ -43,17 +43,37 @@ def test_a_stale_reading_is_taken_again(django_assert_num_queries, monkeypatch):
     clock = [1000.0]
     monkeypatch.setattr(freshness.time, "monotonic", lambda: clock[0])
     switch = HaltCheck()
-    switch.remember(True)
+    switch.read_with(lambda: True)
     clock[0] += 2 * freshness.HALT_READING_SECONDS
     with django_assert_num_queries(1):
         assert switch.halted() is False
 
 
 @pytest.mark.django_db
+def test_a_reading_is_as_old_as_the_moment_its_write_was_sent(
+    django_assert_num_queries, monkeypatch
+):
+    # The statement reads the switch when it runs; if its answer is held up (a busy process, a
+    # lock wait), the reading is that much older when it is kept, and must not serve a call then.
+    clock = [1000.0]
+    monkeypatch.setattr(freshness.time, "monotonic", lambda: clock[0])
+    switch = HaltCheck()
+
+    def slow_write() -> bool:
+        clock[0] += 2 * freshness.HALT_READING_SECONDS
+        return False  # the switch was off when the statement read it
+
+    SystemControl.objects.create(pk=1, halted=True, reason="halted while the answer was held up")
+    assert switch.read_with(slow_write) is False
+    with django_assert_num_queries(1):
+        assert switch.halted() is True
+
+
+@pytest.mark.django_db
 def test_with_no_freshness_allowed_every_check_queries(django_assert_num_queries, monkeypatch):
     monkeypatch.setattr(freshness, "HALT_READING_SECONDS", 0)
     switch = HaltCheck()
-    switch.remember(True)
+    switch.read_with(lambda: True)
     with django_assert_num_queries(1):
         assert switch.halted() is False
 

@@ -82,7 +82,14 @@ def test_halt_during_a_stream_stops_every_call_and_resume_sends_everything(
         slots = sum(worker.concurrency for worker in workers) * settings.GPMAS_CALLS_IN_FLIGHT
         assert calls(clean_sandbox) - calls_at_halt <= slots
         late = DeliveryAttempt.objects.filter(started_at__gt=halted_at + CHECK_TO_CALL_GAP)
-        assert list(late.values_list("job_id", "started_at")) == []
+        assert not late.exists(), (
+            halted_at,
+            list(
+                late.values_list(
+                    "job_id", "provider__kind", "outcome", "error_code", "started_at", "duration_ms"
+                )
+            ),
+        )
         assert set(EmailJob.objects.filter(pk__in=waiting).values_list("attempts", flat=True)) == {
             0
         }
