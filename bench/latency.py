@@ -185,13 +185,20 @@ def _calls_note(jobs, phases: dict) -> str:
 
     from delivery.models import DeliveryAttempt
 
-    ms = list(DeliveryAttempt.objects.filter(job__in=jobs).values_list("duration_ms", flat=True))
+    # One call's attempts (several messages since SMTP calls carry up to 4) share its start.
+    calls = set(
+        DeliveryAttempt.objects.filter(job__in=jobs).values_list(
+            "started_at", "duration_ms", "provider_id"
+        )
+    )
+    ms = [duration for _, duration, _ in calls]
     span = (phases["last_call"] or 0) - (phases["first_call"] or 0)
     connections = WORKERS * POOL * calls_in_flight()
     busy = sum(ms) / 1000 / (connections * span) if span > 0 else 0
     return (
-        f"calls p50 {statistics.median(ms):.0f} ms, p90 {statistics.quantiles(ms, n=10)[-1]:.0f}"
-        f" ms; connections in a call {busy:.0%} of the time between the first and last call"
+        f"{len(calls)} calls, p50 {statistics.median(ms):.0f} ms, p90"
+        f" {statistics.quantiles(ms, n=10)[-1]:.0f} ms; connections in a call {busy:.0%} of the"
+        " time between the first and last call"
     )
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from gpmas import time_budget
 from gpmas.env import ConfigError
 from gpmas.time_budget import SendTimes, batch_deadline
 
@@ -100,3 +101,11 @@ def test_start_up_accepts_the_same_lease_with_timeouts_that_fit():
         GPMAS_PROVIDER_READ_TIMEOUT="4",
     )
     assert accepted.returncode == 0, accepted.stderr
+
+
+def test_the_margin_covers_an_smtp_call_of_several_messages():
+    # Such a call starts no further message after smtp.CALL_SECONDS, so it may end that much
+    # after a single call would; the margin before the soft limit must leave room to record it.
+    from delivery.providers.smtp import CALL_SECONDS
+
+    assert CALL_SECONDS <= time_budget.MARGIN_SECONDS / 2

@@ -128,7 +128,7 @@ def test_a_worker_process_shutting_down_says_goodbye_on_every_slots_session(
 
 
 def test_no_provider_holds_more_than_its_share_of_the_slots_while_another_can_take_the_message(
-    providers, clean_sandbox, settings
+    providers, clean_sandbox, settings, monkeypatch
 ):
     """The bulkhead. Equal weights, four slots, four jobs at once, five times: without it, one
     provider would get three or four of the four calls in most rounds (10 in 16). The jobs carry
@@ -136,6 +136,8 @@ def test_no_provider_holds_more_than_its_share_of_the_slots_while_another_can_ta
     from delivery.models import Provider
 
     settings.GPMAS_CALLS_IN_FLIGHT = 4
+    # One message per SMTP call too, so every job is a call of its own that takes a slot.
+    monkeypatch.setattr(smtp_adapter.SmtpAdapter, "max_batch", 1)
     Provider.objects.exclude(kind__in=["mailgun", "smtp"]).update(enabled=False)
     Provider.objects.filter(kind__in=["mailgun", "smtp"]).update(weight=1)
     clean_sandbox.faults.set("mailgun", Fault(latency_ms=200))
