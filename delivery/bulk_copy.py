@@ -55,7 +55,8 @@ def copy_insert(
             f"WITH moved AS (DELETE FROM {scratch} RETURNING *) "
             f"INSERT INTO {model._meta.db_table} ({columns}) SELECT {columns} FROM moved "
             + ("ON CONFLICT DO NOTHING " if skip_conflicts else "")
-            + f"RETURNING {', '.join([key, *returning])}"
+            + "RETURNING "
+            + ", ".join(connection.ops.quote_name(name) for name in (key, *returning))
         )
         return {row[0]: row[1:] for row in cursor.fetchall()}
 
