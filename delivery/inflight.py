@@ -26,9 +26,13 @@ from django.conf import settings
 from django.db import close_old_connections
 
 log = logging.getLogger(__name__)
-# A batch waits this long for its last calls before handing them over: fast calls end well
-# within it, so the common batch is recorded on the worker's own thread and connection.
-HAND_OVER_AFTER_SECONDS = 0.25
+# A batch waits this long for its last calls before handing them over. A call with no latency
+# (a local relay, an emulator) ends within it and is recorded on the worker's own thread and
+# connection; one to a real provider (tens of ms and up) is handed over, so the process's free
+# slots serve its next batch instead of idling through the last calls of this one. At 0.25 s,
+# longer than an SMTP call of 4 messages at 50 ms, the connections were in a call 93 % of the
+# time in the latency benchmark; handed over at once, 95 % (README, Performance 8).
+HAND_OVER_AFTER_SECONDS = 0.02
 POLL_SECONDS = 0.05  # how often the finishing thread looks for new batches while waiting
 _slots: CallSlots | None = None
 _slots_lock = threading.Lock()
