@@ -103,7 +103,7 @@ def main() -> int:
         "--peer-messages", type=int, default=1000, help="latency: most messages a peer sends"
     )
     parser.add_argument(
-        "--providers", default="sendgrid,mailgun,smtp", help="latency: which providers"
+        "--providers", default="sendgrid,mailgun,ses,smtp", help="latency: which providers"
     )
     parser.add_argument("--soak", type=int, default=100_000, help="soak size")
     parser.add_argument("--webhook-events", type=int, default=10_000, help="webhook events")
