@@ -38,7 +38,7 @@ from bench.bulk_invite import Organizer, pasted
 from bench.fanout import POOL, WORKERS, _only_provider
 from bench.processes import start_beat, start_workers
 from bench.rows import delete_since, next_job_id
-from bench.stack import configure_sandbox_providers, wait_until
+from bench.stack import configure_sandbox_providers, steal_jiffies, wait_until
 
 LATENCY_MS = {"sendgrid": 150, "mailgun": 150, "smtp": 50, "ses": 80}
 PROVIDERS = ("sendgrid", "mailgun", "smtp")  # the default; SES on request (--providers ses)
@@ -211,11 +211,14 @@ def run(count: int, peer_messages: int = 1000, kinds=PROVIDERS) -> list[dict]:
     connections = WORKERS * POOL * calls_in_flight()
     peer_count = min(count, peer_messages)
     rows: list[dict] = []
+    ticks = [steal_jiffies()]
 
     def measure(kind: str, contestant: str, result: dict, measured: int) -> None:
-        # Other work on the machine shows in CPU-bound parts (the invite request, parsing);
-        # the one-minute load average at the end of each run says how much there was.
+        # Other work on the machine shows in CPU-bound parts (the invite request, parsing):
+        # the one-minute load average at the end of each run says how much there was here,
+        # the share of busy time stolen by the host since the last row how much elsewhere.
         result["load_average"] = round(os.getloadavg()[0], 1)
+        result["steal_share"] = _steal_share(ticks)
         rate = measured / result["seconds"]
         result.update(
             provider=kind,
@@ -230,7 +233,8 @@ def run(count: int, peer_messages: int = 1000, kinds=PROVIDERS) -> list[dict]:
         note = "" if measured == count else f", {measured} measured, time for {count} extrapolated"
         print(
             f"  {kind:<8} {contestant:<44} {result['seconds_for_all']:>7.1f} s "
-            f"{rate:>7.0f} msg/s  ({result['check']}{note}; load {result['load_average']})",
+            f"{rate:>7.0f} msg/s  ({result['check']}{note}; load {result['load_average']}"
+            f", steal {result['steal_share']})",
             flush=True,
         )
 
@@ -279,6 +283,15 @@ def run(count: int, peer_messages: int = 1000, kinds=PROVIDERS) -> list[dict]:
         gpmas_row = next(r for r in rows if r["provider"] == row["provider"])
         row["gpmas_ratio"] = gpmas_row["per_second"] / row["per_second"]
     return rows
+
+
+def _steal_share(ticks: list) -> str:
+    """The share of the machine's busy time the host stole since ``ticks[0]``, which moves on."""
+    before, now = ticks[0], steal_jiffies()
+    ticks[0] = now
+    if before is None or now is None or now[0] == before[0]:
+        return "unknown"
+    return f"{(now[1] - before[1]) / (now[0] - before[0]):.0%}"
 
 
 def ses_one_by_one(processes: list, messages: int, gpmas: str, measure) -> list:

@@ -154,7 +154,41 @@ def machine() -> dict[str, str]:
         "psycopg": psycopg.__version__,
         "redis": redis.Redis.from_url(settings.REDIS_URL).info()["redis_version"],
         "kernel": platform.release(),
+        "speed_probe": speed_probe(),
     }
+
+
+def speed_probe() -> str:
+    """This machine's speed right now, so runs on different days can be compared: a fixed
+    CPU-bound loop (100,000 HMAC-SHA256) and 1,000 ``SELECT 1`` round trips to PostgreSQL.
+    The 2-core machine's speed moves between days (its host shares the cores; see the
+    ``steal`` share each latency row reports)."""
+    import hashlib
+    import hmac
+
+    from django.db import connection
+
+    started = time.perf_counter()
+    for number in range(100_000):
+        hmac.new(b"k" * 32, str(number).encode(), hashlib.sha256).digest()
+    cpu_seconds = time.perf_counter() - started
+    with connection.cursor() as cursor:
+        started = time.perf_counter()
+        for _ in range(1000):
+            cursor.execute("SELECT 1")
+        round_trip_ms = time.perf_counter() - started
+    return f"hmac loop {cpu_seconds:.2f} s, PostgreSQL round trip {round_trip_ms:.2f} ms"
+
+
+def steal_jiffies() -> tuple[int, int] | None:
+    """(non-idle, stolen) clock ticks of the whole machine so far, or None. Stolen time is
+    CPU the hypervisor gave to someone else while this machine had work to run."""
+    try:
+        fields = list(map(int, Path("/proc/stat").read_text().splitlines()[0].split()[1:9]))
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return user + nice + system + irq + softirq + steal, steal
 
 
 def machine_cpu_seconds() -> float | None:
