@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import operator
 from collections.abc import Sequence
 
 from django.db import connection, models
@@ -38,7 +39,7 @@ def copy_insert(
     the rows written (a row skipped for a conflict is not among them). Runs in the caller's
     transaction, which must be open."""
     fields = _fields(model)
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    columns = ", ".join(connection.ops.quote_name(field.column) for field, _, _ in fields)
     scratch = f"gpmas_copy_{model._meta.db_table}"
     with connection.cursor() as cursor:
         # A scratch table for the transaction: created by the first batch, emptied by the INSERT
@@ -50,7 +51,12 @@ def copy_insert(
         with cursor.cursor.copy(f"COPY {scratch} ({columns}) FROM STDIN") as copy:
             for obj in objs:
                 # What bulk_create does per value: auto_now(_add) stamps, then the stored form.
-                copy.write_row([_db_value(field, field.pre_save(obj, True)) for field in fields])
+                copy.write_row(
+                    [
+                        _db_value(field, field.pre_save(obj, True) if stamped else obj_value(obj))
+                        for field, stamped, obj_value in fields
+                    ]
+                )
         cursor.execute(
             f"WITH moved AS (DELETE FROM {scratch} RETURNING *) "
             f"INSERT INTO {model._meta.db_table} ({columns}) SELECT {columns} FROM moved "
@@ -59,6 +65,20 @@ def copy_insert(
             + ", ".join(connection.ops.quote_name(name) for name in (key, *returning))
         )
         return {row[0]: row[1:] for row in cursor.fetchall()}
+
+
+def instance(model: type[models.Model], **values) -> models.Model:
+    """``model(**values)`` by the positional path Django's own ``from_db`` takes, for rows built
+    by the thousand: keyword construction costs about 45 us a row here against 18, and a
+    10,000-guest invite builds 20,000 rows. ``values`` go by attribute name (``event_id``, not
+    ``event``); every other field gets its default, exactly as ``Model.__init__`` gives it."""
+    args = [
+        values.pop(field.attname) if field.attname in values else field.get_default()
+        for field in model._meta.concrete_fields
+    ]
+    if values:
+        raise TypeError(f"{model.__name__} has no field {', '.join(sorted(values))}")
+    return model(*args)
 
 
 def insert_all(model: type[models.Model], objs: list, *, key: str) -> list:
@@ -84,5 +104,18 @@ def _db_value(field, value):
 
 
 @functools.cache
-def _fields(model: type[models.Model]) -> list:
-    return [field for field in model._meta.concrete_fields if not field.primary_key]
+def _fields(model: type[models.Model]) -> list[tuple]:
+    """(field, whether its ``pre_save`` stamps a value, a getter of its value as it is). Only
+    ``auto_now``/``auto_now_add`` dates and fields with a ``pre_save`` of their own need the call;
+    for the rest it is the getter, a fifth of the COPY's Python time when it was called."""
+    return [
+        (field, _stamps(field), operator.attrgetter(field.attname))
+        for field in model._meta.concrete_fields
+        if not field.primary_key
+    ]
+
+
+def _stamps(field) -> bool:
+    if isinstance(field, models.DateField):
+        return field.auto_now or field.auto_now_add
+    return type(field).pre_save is not models.Field.pre_save

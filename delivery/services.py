@@ -54,7 +54,8 @@ class EmailDraft:
             raise ValidationError({"kind": f"{self.kind!r} is not a kind of email."})
         if JOB_HEADER.lower() in (name.lower() for name in self.headers):
             raise ValidationError({"headers": f"{JOB_HEADER} is set by the outbox."})
-        return EmailJob(
+        job = bulk_copy.instance(
+            EmailJob,
             kind=self.kind,
             topic=self.topic,
             to_email=check_address(self.to_email, "to_email"),
@@ -65,13 +66,16 @@ class EmailDraft:
             headers=check_headers(dict(self.headers)),
             ics=self.ics,
             idempotency_key=self.idempotency_key or uuid.uuid4().hex,
-            pinned_provider=self.pinned_provider,
+            pinned_provider_id=self.pinned_provider.pk if self.pinned_provider else None,
             list_owner_id=self.list_owner_id,
             status=EmailJob.Status.QUEUED,
             max_attempts=settings.GPMAS_MAX_ATTEMPTS,
             not_before=self.not_before,
             next_attempt_at=max(now, self.not_before) if self.not_before else now,
         )
+        if self.pinned_provider:
+            job.pinned_provider = self.pinned_provider  # the instance the caller holds, cached
+        return job
 
 
 def email_enqueue(drafts: Iterable[EmailDraft]) -> list[EmailJob]:

@@ -57,7 +57,10 @@ def _invite_batch(event: Event, guests: Sequence[Guest], shared: dict) -> list[I
     invitations, drafts = [], []
     for guest in guests:
         token, digest = token_new()
-        invitation = Invitation(event=event, email=guest.email, name=guest.name, token_hash=digest)
+        invitation = bulk_copy.instance(
+            Invitation, event_id=event.pk, email=guest.email, name=guest.name, token_hash=digest
+        )
+        invitation.event = event  # cached: the event is the one locked, not read again
         invitations.append(invitation)
         link = invitation_url(token)
         drafts.append(emails.invitation_draft(event, invitation, link=link, shared=shared))

@@ -110,6 +110,21 @@ def test_copy_writes_the_rows_bulk_create_writes(monkeypatch):
     assert copied[2]["not_before"] == later and copied[3]["pinned_provider_id"] == pinned.pk
 
 
+def test_a_row_built_by_position_is_the_row_keywords_build():
+    provider = Provider(pk=7, name="p", kind="console")
+    values = {"kind": "invitation", "to_email": "g@example.com", "subject": "Hi", "text_body": "x"}
+    by_keyword = EmailJob(**values, pinned_provider=provider, max_attempts=3)
+    by_position = bulk_copy.instance(EmailJob, **values, pinned_provider_id=7, max_attempts=3)
+    attnames = [field.attname for field in EmailJob._meta.concrete_fields]
+    assert [getattr(by_position, a) for a in attnames] == [getattr(by_keyword, a) for a in attnames]
+    assert by_position._state.adding and by_position.pk is None
+    # A callable default is called per row, as keyword construction calls it: no shared dict.
+    other = bulk_copy.instance(EmailJob, **values)
+    assert other.headers == {} and other.headers is not by_position.headers
+    with pytest.raises(TypeError, match="EmailJob has no field pinned_provider"):
+        bulk_copy.instance(EmailJob, **values, pinned_provider=provider)
+
+
 @pytest.mark.parametrize(
     ("overrides", "field"),
     [
