@@ -29,28 +29,51 @@ class InviteReport:
 
 
 def invitations_invite(*, event: Event, guests: Sequence[Guest]) -> InviteReport:
-    """Invite every guest not invited yet (a live invitation with the same email), in one
-    transaction with their invitation emails. Thousands at a time, in batches."""
-    with transaction.atomic():
-        locked = Event.objects.locked(event.pk)
-        if locked is None:
-            raise EventClosed("This event no longer exists.")
-        if locked.is_cancelled or locked.has_ended(timezone.now()):
-            raise EventClosed("This event is cancelled or over: nobody can be invited to it.")
-        live = set(Invitation.objects.live().filter(event=locked).values_list("email", flat=True))
-        report = InviteReport()
-        new: list[Guest] = []
-        for guest in guests:
-            if guest.email in live:
-                report.already_invited.append(guest)
-            else:
-                live.add(guest.email)
-                new.append(guest)
-        shared = emails.batch_context(locked)
-        for start in range(0, len(new), BATCH_SIZE):
-            batch = new[start : start + BATCH_SIZE]
-            report.invited.extend(_invite_batch(locked, batch, shared))
-        return report
+    """Invite every guest not invited yet (a live invitation with the same email), a thousand at
+    a time: each batch's invitations and their emails commit together, under the event's lock,
+    so the first guests' emails are on their way while the next batch is written (README
+    Decisions, "A big invite commits batch by batch"). Inside a caller's transaction (an event
+    created with its guests) the batches are savepoints of it and the whole is one commit.
+
+    A failure stops at a batch boundary: the batches before it stay invited, none after it, and
+    confirming the same list again invites the rest (the invited ones are skipped)."""
+    report = InviteReport()
+    seen: set[str] = set()
+    for start in range(0, len(guests), BATCH_SIZE):
+        with transaction.atomic():
+            locked = _open_event(event.pk, invited_so_far=len(report.invited))
+            batch = guests[start : start + BATCH_SIZE]
+            # Read under the lock, so a concurrent invite of the same guest cannot slip between.
+            seen |= _live_emails(locked, [guest.email for guest in batch])
+            new = []
+            for guest in batch:
+                (report.already_invited if guest.email in seen else new).append(guest)
+                seen.add(guest.email)
+            if new:
+                report.invited += _invite_batch(locked, new, emails.batch_context(locked))
+    return report
+
+
+def _open_event(event_id: int, *, invited_so_far: int) -> Event:
+    """The event's row, locked, while it still takes guests; else ``EventClosed``, saying how
+    many guests were invited before it closed."""
+    locked = Event.objects.locked(event_id)
+    closed = locked is None or locked.is_cancelled or locked.has_ended(timezone.now())
+    if not closed:
+        return locked
+    if invited_so_far:
+        raise EventClosed(
+            f"The event was cancelled or deleted while the list was being written: "
+            f"{invited_so_far} guests were invited before that, nobody after."
+        )
+    if locked is None:
+        raise EventClosed("This event no longer exists.")
+    raise EventClosed("This event is cancelled or over: nobody can be invited to it.")
+
+
+def _live_emails(event: Event, addresses: list[str]) -> set[str]:
+    live = Invitation.objects.live().filter(event=event, email__in=addresses)
+    return set(live.values_list("email", flat=True))
 
 
 def _invite_batch(event: Event, guests: Sequence[Guest], shared: dict) -> list[Invitation]:
