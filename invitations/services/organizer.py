@@ -63,7 +63,7 @@ def _open_event(event_id: int, *, invited_so_far: int) -> Event:
         return locked
     if invited_so_far:
         raise EventClosed(
-            f"The event was cancelled or deleted while the list was being written: "
+            f"The event was cancelled, deleted or ended while the list was being written: "
             f"{invited_so_far} guests were invited before that, nobody after."
         )
     if locked is None:
