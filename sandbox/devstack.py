@@ -218,7 +218,7 @@ def announce_when_ready(env: dict[str, str], timeout: float = 120.0) -> None:
     while time.monotonic() < deadline and not all(port_in_use(p) for p in ports):
         time.sleep(0.5)
     web, flower, sandbox = ports
-    from gpmas.management.commands.create_demo_users import DEMO_ADMIN, DEMO_ORGANIZER
+    from gpmas.demo_accounts import DEMO_ADMIN, DEMO_ORGANIZER
 
     organizer, admin = DEMO_ORGANIZER, DEMO_ADMIN
     print(

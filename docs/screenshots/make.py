@@ -127,7 +127,7 @@ def seed(sandbox) -> dict[str, str]:
     from delivery import dispatch, provider_state, sending
     from delivery.models import DeliveryAttempt, EmailJob
     from events.services import EventFields, event_create
-    from gpmas.management.commands.create_demo_users import DEMO_ORGANIZER
+    from gpmas.demo_accounts import DEMO_ORGANIZER
     from invitations.guestlist import Guest
     from sandbox.providers import configure_sandbox_providers
 
@@ -184,7 +184,7 @@ def report_outcomes(states: dict[str, str]) -> None:
 
 
 def log_in(page, web: str, who: str) -> None:
-    from gpmas.management.commands.create_demo_users import DEMO_ADMIN, DEMO_ORGANIZER
+    from gpmas.demo_accounts import DEMO_ADMIN, DEMO_ORGANIZER
 
     username, _, password = DEMO_ORGANIZER if who == "organizer" else DEMO_ADMIN
     page.goto(f"{web}/login/" if who == "organizer" else f"{web}/admin/login/")

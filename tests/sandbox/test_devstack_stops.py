@@ -41,7 +41,9 @@ def stack_env(data_dir: Path) -> dict[str, str]:
         k: v
         for k, v in os.environ.items()
         if not k.startswith(
+            # A fresh shell: nothing of the tests' own configuration (DEBUG, SECRET_KEY) either.
             ("PYTEST", "DATABASE_URL", "REDIS_URL", "GPMAS_", "SANDBOX_", "FLOWER_")
+            + ("DEBUG", "SECRET_KEY", "DJANGO_")
         )
     }
     env.update(dict(zip(PORT_NAMES, map(str, free_ports(len(PORT_NAMES))), strict=True)))
@@ -92,6 +94,15 @@ def start_stack(tmp_path: Path) -> tuple[subprocess.Popen, dict[str, str]]:
         return all(listening(int(env[name])) for name in PORT_NAMES)
 
     wait_for(up, timeout=150, interval=0.5, message="every port of the devstack")
+    log_text = (tmp_path / "devstack.log").read_text
+    wait_for(
+        lambda: "GPMAS is running" in log_text(),
+        timeout=30,
+        interval=0.5,
+        message=f"the URLs printed: {log_text()[-2000:]}",
+    )
+    web = env["GPMAS_WEB_PORT"]
+    assert f"http://127.0.0.1:{web}/admin/    admin:     admin / admin-demo-pass" in log_text()
     return stack, env
 
 

@@ -5,9 +5,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from events.models import OrganizerProfile
+from gpmas.demo_accounts import DEMO_ADMIN, DEMO_ORGANIZER
 
-DEMO_ORGANIZER = ("organizer", "organizer@example.com", "organizer-demo-pass")
-DEMO_ADMIN = ("admin", "admin@example.com", "admin-demo-pass")
 # What guests read ("Olivia Park invites you"): organizers set it on their first login.
 DISPLAY_NAMES = {"organizer": "Olivia Park", "admin": "GPMAS Admin"}
 
