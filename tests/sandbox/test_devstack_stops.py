@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from gpmas.demo_accounts import DEMO_ADMIN
 from sandbox import devstack
 from sandbox.port_owner import port_owner
 from tests.processes import ROOT, free_ports, wait_for
@@ -95,14 +96,14 @@ def start_stack(tmp_path: Path) -> tuple[subprocess.Popen, dict[str, str]]:
 
     wait_for(up, timeout=150, interval=0.5, message="every port of the devstack")
     log_text = (tmp_path / "devstack.log").read_text
-    wait_for(
-        lambda: "GPMAS is running" in log_text(),
-        timeout=30,
-        interval=0.5,
-        message=f"the URLs printed: {log_text()[-2000:]}",
-    )
-    web = env["GPMAS_WEB_PORT"]
-    assert f"http://127.0.0.1:{web}/admin/    admin:     admin / admin-demo-pass" in log_text()
+    try:
+        wait_for(lambda: "GPMAS is running" in log_text(), timeout=30, interval=0.5)
+    except AssertionError as timed_out:
+        # The log as it is at the timeout (where the announcement thread's error would be).
+        log = log_text()[-2000:]
+        raise AssertionError(f"{timed_out}: the printed URLs; log ends {log}") from None
+    web, (admin, _, password) = env["GPMAS_WEB_PORT"], DEMO_ADMIN
+    assert f"http://127.0.0.1:{web}/admin/    admin:     {admin} / {password}" in log_text()
     return stack, env
 
 
